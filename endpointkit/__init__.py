@@ -1,0 +1,65 @@
+"""endpointkit: NVIDIA Triton model endpoints on a local Triton, Amazon SageMaker and Azure Kubernetes Service
+from one declarative spec.
+
+>>> import endpointkit as ek
+>>> spec = ek.load_spec("examples/quickstart/endpoint.yaml")   # doctest: +SKIP
+>>> state = ek.apply(spec, target="local")                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from endpointkit._api import apply, destroy, plan, status
+from endpointkit.adapters.base import Capability, EndpointState, EndpointStatus, VariantState
+from endpointkit.errors import (
+    AuthError,
+    CapacityError,
+    ConflictError,
+    EndpointKitError,
+    MissingDependencyError,
+    NotFoundError,
+    PayloadError,
+    ProviderError,
+    ProvisionTimeout,
+    QuotaError,
+    SpecError,
+    UnsupportedCapabilityError,
+)
+from endpointkit.invoke import invoke_endpoint
+from endpointkit.payloads import InferRequest, InferResponse, RequestedOutput, Tensor
+from endpointkit.provisioners import Change, Plan
+from endpointkit.spec import Deployment, Spec, load_spec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthError",
+    "Capability",
+    "CapacityError",
+    "Change",
+    "ConflictError",
+    "Deployment",
+    "EndpointKitError",
+    "EndpointState",
+    "EndpointStatus",
+    "InferRequest",
+    "InferResponse",
+    "MissingDependencyError",
+    "NotFoundError",
+    "PayloadError",
+    "Plan",
+    "ProviderError",
+    "ProvisionTimeout",
+    "QuotaError",
+    "RequestedOutput",
+    "Spec",
+    "SpecError",
+    "Tensor",
+    "UnsupportedCapabilityError",
+    "VariantState",
+    "apply",
+    "destroy",
+    "invoke_endpoint",
+    "load_spec",
+    "plan",
+    "status",
+]

@@ -1,0 +1,260 @@
+"""The adapter seam: the Protocol every target implements, and the values that cross it.
+
+An adapter manages three resource kinds on its cloud (model, endpoint config, endpoint), reads what exists,
+and sends inference requests. It knows nothing of plans or rollback: the provisioner does that.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from endpointkit._wait import Progress
+from endpointkit.spec import Deployment
+
+__all__ = [
+    "MANAGED_BY_TAG",
+    "MANAGED_BY_VALUE",
+    "EXPIRES_AT_TAG",
+    "SPEC_HASH_TAG",
+    "Adapter",
+    "Capability",
+    "DesiredState",
+    "EndpointState",
+    "EndpointStatus",
+    "ObservedState",
+    "RawResponse",
+    "Resource",
+    "ResourceKind",
+    "VariantState",
+    "required_capabilities",
+]
+
+MANAGED_BY_TAG = "managed-by"
+MANAGED_BY_VALUE = "endpointkit"
+SPEC_HASH_TAG = "endpointkit-spec-hash"
+EXPIRES_AT_TAG = "endpointkit-expires-at"
+
+ResourceKind = Literal["model", "endpoint_config", "endpoint"]
+
+
+class Capability(enum.Enum):
+    """What a spec may need from a target."""
+
+    GPU = "gpu"
+    FPGA = "fpga"
+    INFERENTIA = "inferentia"
+    AUTOSCALING = "autoscaling"
+    TRAFFIC_SPLIT = "traffic_split"
+    MULTI_MODEL = "multi_model"
+    KEY_AUTH = "key_auth"
+    SERVERLESS = "serverless"
+    ASYNC_INFERENCE = "async_inference"
+
+
+class EndpointStatus(str, enum.Enum):
+    """One status vocabulary for every target; each adapter maps its provider's strings into it."""
+
+    CREATING = "CREATING"
+    UPDATING = "UPDATING"
+    IN_SERVICE = "IN_SERVICE"
+    FAILED = "FAILED"
+    DELETING = "DELETING"
+    NOT_FOUND = "NOT_FOUND"
+    UNKNOWN = "UNKNOWN"
+
+
+@dataclass(frozen=True, slots=True)
+class VariantState:
+    """One variant as it runs: instance type and count, traffic weight, and its own status when known."""
+
+    name: str
+    instance_type: str | None
+    instance_count: int
+    weight: float
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    """An endpoint as observed on its target.
+
+    ``reason`` carries the provider's own words when the endpoint failed; ``extra`` keeps provider data
+    (ARNs, ports, pod names) that the shared vocabulary has no field for.
+    """
+
+    name: str
+    target: str
+    kind: str
+    status: EndpointStatus
+    url: str | None = None
+    variants: tuple[VariantState, ...] = ()
+    reason: str | None = None
+    spec_hash: str | None = None
+    region: str | None = None
+    expires_at: datetime | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping (what ``--json`` prints); secrets are never part of a state."""
+        return {
+            "name": self.name,
+            "target": self.target,
+            "kind": self.kind,
+            "status": self.status.value,
+            "url": self.url,
+            "region": self.region,
+            "spec_hash": self.spec_hash,
+            "reason": self.reason,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "variants": [
+                {
+                    "name": v.name,
+                    "instance_type": v.instance_type,
+                    "instance_count": v.instance_count,
+                    "weight": v.weight,
+                    "status": v.status,
+                }
+                for v in self.variants
+            ],
+            "extra": dict(self.extra),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """A model, endpoint config or endpoint as the adapter names and describes it.
+
+    ``properties`` is what plan compares and shows; models and configs are immutable and named after a hash of
+    their content, so the same name means the same content.
+    """
+
+    kind: ResourceKind
+    name: str
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """What the spec asks for on a target, computed without any call to the cloud."""
+
+    endpoint_name: str
+    spec_hash: str
+    model: Resource
+    config: Resource
+    endpoint: Resource
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObservedState:
+    """What exists: the endpoint's state, the model and config it uses, and which desired names already exist."""
+
+    state: EndpointState
+    model: Resource | None = None
+    config: Resource | None = None
+    existing: frozenset[tuple[ResourceKind, str]] = frozenset()
+
+    @property
+    def exists(self) -> bool:
+        return self.state.status is not EndpointStatus.NOT_FOUND
+
+
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    """An inference response as the transport received it."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes | bytearray | memoryview
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """What a target implements. Every method maps its SDK's errors into ``endpointkit.errors``.
+
+    Mutating methods are idempotent where the cloud allows: creating what exists under the same name adopts it
+    when it carries the ``managed-by=endpointkit`` tag, deleting what is gone succeeds.
+    """
+
+    kind: str
+    payload_protocol: Literal["triton", "sagemaker"]
+
+    def limitations(self, deployment: Deployment) -> Mapping[Capability, str]:
+        """Capabilities this target cannot provide for ``deployment``, each with the reason and an alternative.
+
+        Pure: makes no cloud call.
+        """
+        ...
+
+    def desired(self, deployment: Deployment) -> DesiredState:
+        """The resources the spec asks for, with deterministic names. No cloud call."""
+        ...
+
+    def read(self, deployment: Deployment, desired: DesiredState) -> ObservedState:
+        """What exists now. Read-only."""
+        ...
+
+    def create(self, deployment: Deployment, resource: Resource, *, progress: Progress | None = None) -> None:
+        """Create ``resource`` (an endpoint is waited on until it serves, bounded by the spec's timeouts)."""
+        ...
+
+    def update_endpoint(
+        self, deployment: Deployment, desired: DesiredState, *, progress: Progress | None = None
+    ) -> None:
+        """Move the existing endpoint to ``desired.config`` blue/green and wait until the new one serves."""
+        ...
+
+    def delete(
+        self, deployment: Deployment, kind: ResourceKind, name: str, *, progress: Progress | None = None
+    ) -> None:
+        """Delete a resource; succeeds when it is already gone."""
+        ...
+
+    def status(self, deployment: Deployment) -> EndpointState:
+        """The endpoint's state (``NOT_FOUND`` when it does not exist). Read-only."""
+        ...
+
+    def invoke(
+        self,
+        state: EndpointState,
+        body: bytes | Sequence[bytes | memoryview],
+        headers: Mapping[str, str],
+        *,
+        model: str | None = None,
+        timeout: float | None = None,
+    ) -> RawResponse:
+        """Send an encoded inference request to the endpoint and return the response unparsed."""
+        ...
+
+    def close(self) -> None:
+        """Release clients and connections."""
+        ...
+
+
+def required_capabilities(deployment: Deployment) -> dict[Capability, str]:
+    """What ``deployment`` needs from its target, each with the part of the spec that needs it."""
+    needed: dict[Capability, str] = {}
+    accelerators = {
+        "gpu": Capability.GPU,
+        "fpga": Capability.FPGA,
+        "inferentia": Capability.INFERENTIA,
+    }
+    for index, variant in enumerate(deployment.variants):
+        capability = accelerators.get(variant.accelerator)
+        if capability is not None:
+            needed.setdefault(capability, f"variants[{index}].accelerator: {variant.accelerator}")
+    if deployment.spec.autoscaling is not None:
+        needed[Capability.AUTOSCALING] = "autoscaling"
+    if len(deployment.variants) > 1:
+        needed[Capability.TRAFFIC_SPLIT] = f"{len(deployment.variants)} variants"
+    if getattr(deployment.target, "api_key", False):
+        needed[Capability.KEY_AUTH] = f"targets.{deployment.target_name}.api_key"
+    if getattr(deployment.target, "serverless", None) is not None:
+        needed[Capability.SERVERLESS] = f"targets.{deployment.target_name}.serverless"
+    if getattr(deployment.target, "async_inference", None) is not None:
+        needed[Capability.ASYNC_INFERENCE] = f"targets.{deployment.target_name}.async"
+    return needed

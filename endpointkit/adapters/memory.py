@@ -1,0 +1,185 @@
+"""An in-memory target with no I/O: for tests, and for ``--dry-run`` plans.
+
+It records every call (``calls``), can be told to fail an operation (``fail``), and keeps its resources in a
+dict so that several adapters can share one "cloud" (``MemoryCloud``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from endpointkit._wait import Progress, ProgressEvent
+from endpointkit.adapters.base import (
+    Capability,
+    DesiredState,
+    EndpointState,
+    EndpointStatus,
+    ObservedState,
+    RawResponse,
+    Resource,
+    ResourceKind,
+    VariantState,
+)
+from endpointkit.adapters.naming import content_name, managed_tags
+from endpointkit.errors import NotFoundError, ProviderError
+from endpointkit.spec import Deployment
+
+__all__ = ["MemoryAdapter", "MemoryCloud"]
+
+READ_OPERATIONS = frozenset({"read", "status", "desired", "limitations"})
+
+
+@dataclass
+class MemoryCloud:
+    """The resources of an in-memory "cloud", by kind then name."""
+
+    resources: dict[ResourceKind, dict[str, Resource]] = field(
+        default_factory=lambda: {"model": {}, "endpoint_config": {}, "endpoint": {}}
+    )
+    endpoint_status: dict[str, EndpointStatus] = field(default_factory=dict)
+    endpoint_reason: dict[str, str] = field(default_factory=dict)
+
+
+class MemoryAdapter:
+    """A target that lives in a dict. Supports every capability unless told otherwise (``unsupported``)."""
+
+    kind: ClassVar[str] = "memory"
+    payload_protocol: Literal["triton", "sagemaker"] = "triton"
+
+    def __init__(
+        self,
+        target: object = None,
+        *,
+        target_name: str = "memory",
+        cloud: MemoryCloud | None = None,
+        unsupported: Mapping[Capability, str] | None = None,
+        responder: Any = None,
+    ) -> None:
+        self.target_name = target_name
+        self.cloud = cloud or MemoryCloud()
+        self.unsupported = dict(unsupported or {})
+        self.calls: list[tuple[str, str, str]] = []
+        self.failures: dict[tuple[str, str], Exception] = {}
+        self.responder = responder
+
+    @classmethod
+    def from_state(cls, state: EndpointState, **options: Any) -> MemoryAdapter:
+        return cls(None, target_name=state.target, **options)
+
+    def fail(self, operation: str, kind: str, error: Exception) -> None:
+        """Make the next ``operation`` (create, update, delete) on ``kind`` raise ``error``."""
+        self.failures[(operation, kind)] = error
+
+    @property
+    def mutating_calls(self) -> list[tuple[str, str, str]]:
+        return [call for call in self.calls if call[0] not in READ_OPERATIONS]
+
+    def _record(self, operation: str, kind: str, name: str) -> None:
+        self.calls.append((operation, kind, name))
+        error = self.failures.pop((operation, kind), None)
+        if error is not None:
+            raise error
+
+    def limitations(self, deployment: Deployment) -> Mapping[Capability, str]:
+        return dict(self.unsupported)
+
+    def desired(self, deployment: Deployment) -> DesiredState:
+        spec = deployment.spec
+        model_content = {
+            "repository": spec.model.repository,
+            "image": spec.model.image,
+            "environment": spec.model.environment,
+        }
+        model = Resource("model", content_name(spec.name, model_content), model_content)
+        variants = [variant.model_dump() for variant in deployment.variants]
+        config_content = {"model": model.name, "variants": variants}
+        config = Resource("endpoint_config", content_name(spec.name, config_content), config_content)
+        endpoint = Resource("endpoint", spec.name, {"config": config.name})
+        return DesiredState(spec.name, deployment.spec_hash(), model, config, endpoint, managed_tags(deployment))
+
+    def read(self, deployment: Deployment, desired: DesiredState) -> ObservedState:
+        self.calls.append(("read", "endpoint", deployment.name))
+        existing = frozenset(
+            (kind, name)
+            for kind, resource in (("model", desired.model), ("endpoint_config", desired.config))
+            if (name := resource.name) in self.cloud.resources[kind]  # type: ignore[index]
+        )
+        endpoint = self.cloud.resources["endpoint"].get(deployment.name)
+        if endpoint is None:
+            return ObservedState(self._state(deployment.name), existing=existing)  # type: ignore[arg-type]
+        config = self.cloud.resources["endpoint_config"].get(endpoint.properties["config"])
+        model = self.cloud.resources["model"].get(config.properties["model"]) if config else None
+        return ObservedState(self._state(deployment.name), model, config, existing)  # type: ignore[arg-type]
+
+    def create(self, deployment: Deployment, resource: Resource, *, progress: Progress | None = None) -> None:
+        self._record("create", resource.kind, resource.name)
+        self.cloud.resources[resource.kind][resource.name] = resource
+        if resource.kind == "endpoint":
+            self.cloud.endpoint_status[resource.name] = EndpointStatus.IN_SERVICE
+            if progress is not None:
+                progress(ProgressEvent(resource.name, "IN_SERVICE", 0.0, deployment.spec.timeouts.create))
+
+    def update_endpoint(
+        self, deployment: Deployment, desired: DesiredState, *, progress: Progress | None = None
+    ) -> None:
+        self._record("update", "endpoint", desired.endpoint.name)
+        if desired.endpoint.name not in self.cloud.resources["endpoint"]:
+            raise NotFoundError(f"endpoint {desired.endpoint.name} does not exist", provider="memory", operation="update")
+        self.cloud.resources["endpoint"][desired.endpoint.name] = desired.endpoint
+
+    def delete(
+        self, deployment: Deployment, kind: ResourceKind, name: str, *, progress: Progress | None = None
+    ) -> None:
+        self._record("delete", kind, name)
+        self.cloud.resources[kind].pop(name, None)
+        if kind == "endpoint":
+            self.cloud.endpoint_status.pop(name, None)
+            self.cloud.endpoint_reason.pop(name, None)
+
+    def status(self, deployment: Deployment) -> EndpointState:
+        self.calls.append(("status", "endpoint", deployment.name))
+        return self._state(deployment.name)
+
+    def _state(self, name: str) -> EndpointState:
+        endpoint = self.cloud.resources["endpoint"].get(name)
+        if endpoint is None:
+            return EndpointState(name, self.target_name, self.kind, EndpointStatus.NOT_FOUND)
+        config = self.cloud.resources["endpoint_config"].get(endpoint.properties["config"])
+        variants = tuple(
+            VariantState(v["name"], v.get("instance_type"), v["instance_count"], v["weight"])
+            for v in (config.properties["variants"] if config else [])
+        )
+        return EndpointState(
+            name,
+            self.target_name,
+            self.kind,
+            self.cloud.endpoint_status.get(name, EndpointStatus.IN_SERVICE),
+            url=f"memory://{name}",
+            variants=variants,
+            reason=self.cloud.endpoint_reason.get(name),
+            extra={"config": endpoint.properties["config"]},
+        )
+
+    def invoke(
+        self,
+        state: EndpointState,
+        body: bytes | Sequence[bytes | memoryview],
+        headers: Mapping[str, str],
+        *,
+        model: str | None = None,
+        timeout: float | None = None,
+    ) -> RawResponse:
+        """Answer with ``responder(body, headers)``; without one, an error like Triton's for a missing model."""
+        self.calls.append(("invoke", "endpoint", state.name))
+        if state.name not in self.cloud.resources["endpoint"]:
+            raise NotFoundError(f"endpoint {state.name} does not exist", provider="memory", operation="invoke")
+        joined = body if isinstance(body, bytes) else b"".join(bytes(part) for part in body)
+        if self.responder is None:
+            raise ProviderError("the memory target has no model to run", provider="memory", operation="invoke")
+        response: RawResponse = self.responder(joined, dict(headers))
+        return response
+
+    def close(self) -> None:
+        return None

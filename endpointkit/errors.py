@@ -1,0 +1,137 @@
+"""The one exception tree of endpointkit.
+
+::
+
+    EndpointKitError
+     ├── SpecError (ValueError)              bad spec: names the field path, the value and the fix
+     ├── PayloadError (ValueError)           bad or undecodable Triton payload: names the field or byte offset
+     ├── MissingDependencyError (ImportError) an optional extra is not installed: names the pip command
+     ├── UnsupportedCapabilityError          the target cannot do what the spec asks; raised before any cloud call
+     ├── ProviderError                       a cloud or Triton call failed: .provider .operation .code .retryable
+     │    ├── QuotaError                     an account quota is exhausted
+     │    ├── CapacityError                  the provider has no capacity for the instance type right now
+     │    ├── NotFoundError                  the resource does not exist
+     │    ├── ConflictError                  the resource exists and is not ours, or is busy
+     │    └── AuthError                      credentials missing, expired or not allowed
+     └── ProvisionTimeout                    a bounded wait ran out: .last_state
+
+SDK exceptions never escape an adapter: each adapter maps them to this tree in one place.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from endpointkit.adapters.base import EndpointState
+
+__all__ = [
+    "AuthError",
+    "CapacityError",
+    "ConflictError",
+    "EndpointKitError",
+    "MissingDependencyError",
+    "NotFoundError",
+    "PayloadError",
+    "ProviderError",
+    "ProvisionTimeout",
+    "QuotaError",
+    "SpecError",
+    "UnsupportedCapabilityError",
+]
+
+
+class EndpointKitError(Exception):
+    """Root of every error endpointkit raises on purpose."""
+
+
+class SpecError(EndpointKitError, ValueError):
+    """The spec is invalid.
+
+    ``field`` is the dotted path of the offending field (``variants[0].instance_count``) when one applies;
+    ``line`` is the 1-based line in the YAML file when known.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.line = line
+
+
+class PayloadError(EndpointKitError, ValueError):
+    """A Triton payload cannot be encoded or decoded.
+
+    ``offset`` is the byte offset in the body where decoding failed, when one applies.
+    """
+
+    def __init__(self, message: str, *, offset: int | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.field = field
+
+
+class MissingDependencyError(EndpointKitError, ImportError):
+    """An optional dependency is missing; the message names the pip extra that installs it."""
+
+
+class UnsupportedCapabilityError(EndpointKitError):
+    """The target lacks capabilities the spec needs.
+
+    ``missing`` maps each missing capability name to the reason and an alternative.
+    """
+
+    def __init__(self, message: str, *, missing: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.missing: dict[str, str] = dict(missing or {})
+
+
+class ProviderError(EndpointKitError):
+    """A provider (SageMaker, Azure, Kubernetes, Triton) call failed, with the provider's own reason."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        operation: str = "",
+        code: str | None = None,
+        retryable: bool = False,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.operation = operation
+        self.code = code
+        self.retryable = retryable
+        self.details: dict[str, Any] = dict(details or {})
+
+
+class QuotaError(ProviderError):
+    """An account quota (instances, vCPUs, GPUs) is exhausted; the message says how to raise it."""
+
+
+class CapacityError(ProviderError):
+    """The provider has no capacity for the requested instance type right now."""
+
+
+class NotFoundError(ProviderError):
+    """The resource does not exist."""
+
+
+class ConflictError(ProviderError):
+    """The resource exists already and is not managed by endpointkit, or is in a state that forbids the call."""
+
+
+class AuthError(ProviderError):
+    """Credentials are missing, expired or lack a permission."""
+
+
+class ProvisionTimeout(EndpointKitError):
+    """A bounded wait ended before the endpoint reached the wanted state.
+
+    ``last_state`` is the last :class:`~endpointkit.adapters.base.EndpointState` observed, if any.
+    """
+
+    def __init__(self, message: str, *, last_state: EndpointState | None = None) -> None:
+        super().__init__(message)
+        self.last_state = last_state

@@ -1,0 +1,151 @@
+"""invoke_endpoint(): encode with payloads, send through the target's adapter, decode, map errors."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from endpointkit._api import SpecLike, resolve
+from endpointkit.adapters import adapter_for_state, create_adapter
+from endpointkit.adapters.base import Adapter, EndpointState, EndpointStatus, RawResponse
+from endpointkit.errors import NotFoundError, ProviderError
+from endpointkit.payloads import (
+    InferResponse,
+    RequestedOutput,
+    check_size,
+    decode_response,
+    encode_request,
+    error_message,
+)
+
+__all__ = ["invoke_endpoint"]
+
+# Adapters hold pooled keep-alive connections: rebuilding one per call would cost a TCP handshake (and for
+# SageMaker a boto3 client) on every request. A small bounded cache keyed by endpoint keeps them warm.
+_CACHE_SIZE = 16
+_cache: OrderedDict[tuple[str, str, str, str | None], tuple[Adapter, EndpointState]] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def invoke_endpoint(
+    spec_or_state: SpecLike | EndpointState,
+    inputs: Mapping[str, Any] | Sequence[Any],
+    *,
+    target: str | None = None,
+    outputs: Sequence[str | RequestedOutput] | None = None,
+    binary: bool | None = None,
+    timeout: float | None = None,
+    model: str | None = None,
+    request_id: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    adapter: Adapter | None = None,
+) -> InferResponse:
+    """Run one inference on a deployed endpoint and return its outputs as numpy arrays.
+
+    Args:
+        spec_or_state: a spec (or its path) with ``target``, or an :class:`EndpointState` from ``apply``/``status``.
+        inputs: name -> array-like, or a sequence of :class:`~endpointkit.payloads.Tensor`.
+        outputs: output names or :class:`RequestedOutput` (default: all outputs).
+        binary: True/False forces binary+json or JSON; None picks per request.
+        timeout: seconds for the whole request.
+        model: the Triton model to call (default: the endpoint's default model).
+        adapter: an adapter to use instead of the one the target names (tests, custom transports).
+
+    Raises:
+        PayloadError: the inputs cannot be encoded, the request is over the target's size limit, or the response
+            cannot be decoded.
+        NotFoundError: the endpoint does not exist or is not serving.
+        ProviderError: the endpoint answered with an error; carries Triton's message.
+    """
+    active, state = _connect(spec_or_state, target, adapter)
+    encoded = encode_request(
+        inputs, outputs, binary=binary, protocol=active.payload_protocol, request_id=request_id, parameters=parameters
+    )
+    limit = getattr(active, "max_request_bytes", None)
+    if limit is not None:
+        check_size(encoded, limit)
+    raw = active.invoke(state, encoded.body, encoded.headers, model=model, timeout=timeout)
+    if raw.status != 200:
+        raise _response_error(raw, state)
+    return decode_response(raw.body, raw.headers)
+
+
+def _connect(
+    spec_or_state: SpecLike | EndpointState, target: str | None, adapter: Adapter | None
+) -> tuple[Adapter, EndpointState]:
+    if isinstance(spec_or_state, EndpointState):
+        if adapter is not None:
+            return adapter, spec_or_state
+        return _cached(spec_or_state)
+    deployment = resolve(spec_or_state, target)
+    active = adapter or create_adapter(deployment)
+    state = active.status(deployment)
+    if state.status is not EndpointStatus.IN_SERVICE:
+        if adapter is None:
+            active.close()
+        raise NotFoundError(
+            f"endpoint {deployment.name} on {deployment.target_name} is {state.status.value}"
+            + (f": {state.reason}" if state.reason else "")
+            + "; run `endpointkit apply` first",
+            provider=deployment.kind,
+            operation="invoke",
+            code=state.status.value,
+        )
+    if adapter is not None:
+        return adapter, state
+    return _remember(state, active)
+
+
+def _key(state: EndpointState) -> tuple[str, str, str, str | None]:
+    return (state.kind, state.target, state.name, state.url)
+
+
+def _cached(state: EndpointState) -> tuple[Adapter, EndpointState]:
+    with _cache_lock:
+        hit = _cache.get(_key(state))
+        if hit is not None:
+            _cache.move_to_end(_key(state))
+            return hit[0], state
+    return _remember(state, adapter_for_state(state))
+
+
+def _remember(state: EndpointState, adapter: Adapter) -> tuple[Adapter, EndpointState]:
+    with _cache_lock:
+        previous = _cache.pop(_key(state), None)
+        _cache[_key(state)] = (adapter, state)
+        evicted = [_cache.popitem(last=False)[1][0] for _ in range(max(0, len(_cache) - _CACHE_SIZE))]
+    for old in evicted + ([previous[0]] if previous and previous[0] is not adapter else []):
+        old.close()
+    return adapter, state
+
+
+def close_cached_clients() -> None:
+    """Close every pooled connection that ``invoke_endpoint`` keeps (e.g. before destroying a local server)."""
+    with _cache_lock:
+        adapters = [adapter for adapter, _ in _cache.values()]
+        _cache.clear()
+    for adapter in adapters:
+        adapter.close()
+
+
+def forget_endpoint(name: str) -> None:
+    """Drop pooled connections to endpoint ``name`` (called when it is destroyed)."""
+    with _cache_lock:
+        keys = [key for key in _cache if key[2] == name]
+        adapters = [_cache.pop(key)[0] for key in keys]
+    for adapter in adapters:
+        adapter.close()
+
+
+def _response_error(raw: RawResponse, state: EndpointState) -> ProviderError:
+    message = error_message(raw.body) or f"HTTP {raw.status}"
+    error_class = NotFoundError if raw.status == 404 else ProviderError
+    return error_class(
+        f"{state.name} answered {raw.status}: {message}",
+        provider=state.kind,
+        operation="invoke",
+        code=str(raw.status),
+        retryable=raw.status in (429, 502, 503, 504),
+    )

@@ -1,0 +1,140 @@
+"""Plan: the pure diff between what the spec asks for and what exists."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from endpointkit.adapters.base import (
+    Adapter,
+    Capability,
+    DesiredState,
+    EndpointStatus,
+    ObservedState,
+    Resource,
+    ResourceKind,
+    required_capabilities,
+)
+from endpointkit.errors import UnsupportedCapabilityError
+from endpointkit.spec import Deployment
+
+__all__ = ["Action", "Change", "Plan", "check_capabilities", "diff"]
+
+Action = Literal["create", "update", "replace", "delete", "noop"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One step of a plan: what happens to which resource, and why."""
+
+    action: Action
+    resource: ResourceKind
+    name: str
+    reason: str = ""
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "resource": self.resource,
+            "name": self.name,
+            "reason": self.reason,
+            "properties": dict(self.properties),
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The ordered changes ``apply`` would make; ``str(plan)`` is a readable diff."""
+
+    endpoint: str
+    target: str
+    kind: str
+    changes: tuple[Change, ...]
+    desired: DesiredState
+    observed: ObservedState
+
+    @property
+    def has_changes(self) -> bool:
+        return any(change.action != "noop" for change in self.changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "target": self.target,
+            "kind": self.kind,
+            "spec_hash": self.desired.spec_hash,
+            "status": self.observed.state.status.value,
+            "has_changes": self.has_changes,
+            "changes": [change.to_dict() for change in self.changes],
+        }
+
+    def __str__(self) -> str:
+        symbols = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "noop": " "}
+        lines = [f"endpoint {self.endpoint} on {self.target} ({self.kind}): {self.observed.state.status.value}"]
+        for change in self.changes:
+            reason = f"  ({change.reason})" if change.reason else ""
+            lines.append(f"  {symbols[change.action]:>3} {change.resource:<15} {change.name}{reason}")
+        if not self.has_changes:
+            lines.append("  no changes")
+        return "\n".join(lines)
+
+
+def check_capabilities(deployment: Deployment, adapter: Adapter) -> None:
+    """Raise one UnsupportedCapabilityError listing every capability the target lacks, before any cloud call."""
+    limitations = adapter.limitations(deployment)
+    missing = {
+        capability.value: f"{where}: {limitations[capability]}"
+        for capability, where in required_capabilities(deployment).items()
+        if capability in limitations
+    }
+    if missing:
+        listing = "\n".join(f"  - {name}: {reason}" for name, reason in missing.items())
+        raise UnsupportedCapabilityError(
+            f"target {deployment.target_name!r} ({deployment.kind}) cannot serve this spec:\n{listing}",
+            missing=missing,
+        )
+
+
+def diff(desired: DesiredState, observed: ObservedState) -> tuple[Change, ...]:
+    """The ordered changes from ``observed`` to ``desired``: create before use, delete after release."""
+
+    def ensure(resource: Resource) -> Change:
+        if (resource.kind, resource.name) in observed.existing:
+            return Change("noop", resource.kind, resource.name, "exists", resource.properties)
+        return Change("create", resource.kind, resource.name, "", resource.properties)
+
+    endpoint = desired.endpoint
+    if not observed.exists:
+        return (ensure(desired.model), ensure(desired.config), Change("create", "endpoint", endpoint.name, "", endpoint.properties))
+    if observed.state.status is EndpointStatus.FAILED:
+        reason = f"endpoint is FAILED: {observed.state.reason}" if observed.state.reason else "endpoint is FAILED"
+        changes = [
+            ensure(desired.model),
+            ensure(desired.config),
+            Change("replace", "endpoint", endpoint.name, reason, endpoint.properties),
+        ]
+        return (*changes, *_releases(desired, observed))
+    if observed.config is not None and observed.config.name == desired.config.name:
+        return (
+            Change("noop", "model", desired.model.name, "unchanged", desired.model.properties),
+            Change("noop", "endpoint_config", desired.config.name, "unchanged", desired.config.properties),
+            Change("noop", "endpoint", endpoint.name, "unchanged", endpoint.properties),
+        )
+    previous = observed.config.name if observed.config is not None else "unknown"
+    return (
+        ensure(desired.model),
+        ensure(desired.config),
+        Change("update", "endpoint", endpoint.name, f"config {previous} -> {desired.config.name}", endpoint.properties),
+        *_releases(desired, observed),
+    )
+
+
+def _releases(desired: DesiredState, observed: ObservedState) -> list[Change]:
+    changes = []
+    if observed.config is not None and observed.config.name != desired.config.name:
+        changes.append(Change("delete", "endpoint_config", observed.config.name, "replaced"))
+    if observed.model is not None and observed.model.name != desired.model.name:
+        changes.append(Change("delete", "model", observed.model.name, "replaced"))
+    return changes

@@ -1,0 +1,566 @@
+"""The endpoint spec: pydantic models, YAML loading, and errors that name the field, the value and the fix."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import orjson
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from endpointkit.catalog import Accelerator, azure_vm_size, sagemaker_instance
+from endpointkit.errors import SpecError
+
+__all__ = [
+    "AksNodePool",
+    "AksTarget",
+    "Autoscaling",
+    "Deployment",
+    "LocalTarget",
+    "ModelSection",
+    "SageMakerTarget",
+    "Spec",
+    "Target",
+    "Timeouts",
+    "Variant",
+    "VariantOverride",
+    "load_spec",
+    "parse_duration",
+    "spec_from_dict",
+]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from ``90``, ``"90s"``, ``"30m"``, ``"8h"`` or ``"1d"``.
+
+    Raises:
+        ValueError: the value is not a duration (pydantic turns it into a field error).
+    """
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 90s, 30m or 8h")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if match is None:
+            raise ValueError(f"{value!r} is not a duration: write a number with a unit, such as 90s, 30m, 8h or 1d")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("a duration must be positive, such as 90s, 30m or 8h")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+_NAME = r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"
+_QUANTITY = r"^\d+(?:\.\d+)?(?:Ki|Mi|Gi|Ti|k|M|G|T)?$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ModelSection(_Model):
+    """Where the Triton model repository is and how the server that serves it is configured."""
+
+    repository: str = Field(description="a Triton model repository folder, or s3://… / as://… already uploaded")
+    default_model: str | None = None
+    image: str | None = None
+    environment: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _stringify(cls, value: object) -> object:
+        if isinstance(value, Mapping):
+            return {str(k): v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in value.items()}
+        return value
+
+
+class Variant(_Model):
+    """A production variant: a SageMaker production variant, an AKS Deployment, or a local Triton process."""
+
+    name: str = Field(pattern=_NAME, max_length=63)
+    accelerator: Accelerator = "cpu"
+    instance_type: str | None = None
+    instance_count: int = Field(default=1, ge=1, le=100)
+    weight: float = Field(default=1.0, ge=0)
+    cpu: float | None = Field(default=None, gt=0)
+    memory: str | None = Field(default=None, pattern=_QUANTITY)
+    gpus: int | None = Field(default=None, ge=0)
+
+    @property
+    def gpus_per_replica(self) -> int:
+        """GPUs one replica needs: ``gpus``, or 1 for a GPU variant that does not say."""
+        if self.gpus is not None:
+            return self.gpus
+        return 1 if self.accelerator == "gpu" else 0
+
+
+class VariantOverride(_Model):
+    """Per-target changes to a variant (instance types differ per cloud)."""
+
+    accelerator: Accelerator | None = None
+    instance_type: str | None = None
+    instance_count: int | None = Field(default=None, ge=1, le=100)
+    weight: float | None = Field(default=None, ge=0)
+    cpu: float | None = Field(default=None, gt=0)
+    memory: str | None = Field(default=None, pattern=_QUANTITY)
+    gpus: int | None = Field(default=None, ge=0)
+
+
+class Autoscaling(_Model):
+    """Target tracking on invocations per instance."""
+
+    min_instances: int = Field(default=1, ge=1)
+    max_instances: int = Field(default=1, ge=1)
+    target_invocations_per_instance: int = Field(default=100, gt=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.max_instances < self.min_instances:
+            raise ValueError(
+                f"max_instances ({self.max_instances}) is below min_instances ({self.min_instances}): "
+                "raise max_instances or lower min_instances"
+            )
+        return self
+
+
+class Timeouts(_Model):
+    """Bounds on every wait, in seconds (written as 90s, 30m, 8h)."""
+
+    create: Duration = 1800.0
+    update: Duration = 1800.0
+    delete: Duration = 1200.0
+
+
+class _TargetBase(_Model):
+    variants: dict[str, VariantOverride] = Field(default_factory=dict)
+
+
+class LocalTarget(_TargetBase):
+    """A real tritonserver process per variant on this machine, listening on 127.0.0.1."""
+
+    kind: Literal["local"]
+    tritonserver: str | None = None
+    sagemaker_protocol: bool = False
+    api_key: bool = False
+    state_dir: str | None = None
+
+
+class SageMakerVpc(_Model):
+    subnets: list[str] = Field(min_length=1)
+    security_group_ids: list[str] = Field(min_length=1)
+
+
+class SageMakerServerless(_Model):
+    memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 2048
+    max_concurrency: int = Field(default=5, ge=1, le=200)
+
+
+class SageMakerAsync(_Model):
+    output_path: str = Field(pattern=r"^s3://[^/]+(/.*)?$")
+    failure_path: str | None = Field(default=None, pattern=r"^s3://[^/]+(/.*)?$")
+    max_concurrent_invocations_per_instance: int | None = Field(default=None, ge=1, le=1000)
+
+
+class SageMakerTarget(_TargetBase):
+    """Amazon SageMaker real-time, serverless or asynchronous hosting around the Triton container."""
+
+    kind: Literal["sagemaker"]
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    role_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    prefix: str = "endpointkit"
+    vpc: SageMakerVpc | None = None
+    serverless: SageMakerServerless | None = None
+    async_inference: SageMakerAsync | None = Field(default=None, alias="async")
+    instance_type_fallbacks: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> SageMakerTarget:
+        if self.serverless is not None and self.async_inference is not None:
+            raise ValueError("serverless and async cannot both be set: pick one hosting mode")
+        return self
+
+
+class AksNodePool(_Model):
+    name: str = Field(default="gpu", pattern=r"^[a-z][a-z0-9]{0,11}$")
+    vm_size: str = "Standard_NC4as_T4_v3"
+    count: int = Field(default=1, ge=0, le=1000)
+    min_count: int | None = Field(default=None, ge=0)
+    max_count: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AksNodePool:
+        if (self.min_count is None) != (self.max_count is None):
+            raise ValueError("set both min_count and max_count to autoscale the pool, or neither")
+        if self.min_count is not None and self.max_count is not None and self.max_count < self.min_count:
+            raise ValueError(f"max_count ({self.max_count}) is below min_count ({self.min_count})")
+        return self
+
+
+class AksFpga(_Model):
+    resource_name: str | None = None
+
+
+class AksTarget(_TargetBase):
+    """A Triton Deployment and Service on an Azure Kubernetes Service cluster with an accelerator node pool."""
+
+    kind: Literal["aks"]
+    subscription_id: str = Field(min_length=1)
+    resource_group: str = Field(min_length=1)
+    cluster: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$")
+    location: str | None = None
+    create_cluster: bool = False
+    arm_endpoint: str = "https://management.azure.com"
+    namespace: str = Field(default="default", pattern=_NAME)
+    node_pool: AksNodePool = Field(default_factory=AksNodePool)
+    storage_account: str | None = Field(default=None, pattern=r"^[a-z0-9]{3,24}$")
+    storage_secret: str | None = None
+    fpga: AksFpga = Field(default_factory=AksFpga)
+    api_key: bool = False
+
+    @model_validator(mode="after")
+    def _location(self) -> AksTarget:
+        if self.create_cluster and not self.location:
+            raise ValueError("location is required when create_cluster is true, e.g. location: eastus")
+        return self
+
+
+Target = Annotated[LocalTarget | SageMakerTarget | AksTarget, Field(discriminator="kind")]
+
+
+class Spec(_Model):
+    """One Triton model endpoint, deployable on every target it lists."""
+
+    name: str = Field(pattern=_NAME, max_length=63)
+    model: ModelSection
+    variants: list[Variant] = Field(min_length=1)
+    autoscaling: Autoscaling | None = None
+    ttl: Duration | None = None
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    tags: dict[str, str] = Field(default_factory=dict)
+    targets: dict[str, Target] = Field(default_factory=lambda: {"local": LocalTarget(kind="local")})
+    base_dir: Path = Field(default=Path("."), exclude=True, repr=False)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Spec:
+        names = [variant.name for variant in self.variants]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"variant names must be unique; repeated: {', '.join(duplicates)}")
+        if sum(variant.weight for variant in self.variants) <= 0:
+            raise ValueError("variant weights add up to 0: give at least one variant a positive weight")
+        if not self.targets:
+            raise ValueError("targets is empty: add one, e.g. targets: {local: {kind: local}}")
+        for target_name, target in self.targets.items():
+            unknown = sorted(set(target.variants) - set(names))
+            if unknown:
+                raise ValueError(
+                    f"targets.{target_name}.variants names {', '.join(unknown)}, which the spec does not have; "
+                    f"variants are: {', '.join(names)}"
+                )
+        return self
+
+    def deployment(self, target: str | None = None) -> Deployment:
+        """The spec resolved for one target: overrides applied and cross-field rules checked.
+
+        ``target`` may be omitted when the spec has exactly one target.
+
+        Raises:
+            SpecError: unknown target, or a rule that the target's variants break.
+        """
+        if target is None:
+            if len(self.targets) != 1:
+                raise SpecError(
+                    f"the spec has {len(self.targets)} targets: pick one with target= / --target "
+                    f"({', '.join(self.targets)})",
+                    field="targets",
+                )
+            target = next(iter(self.targets))
+        if target not in self.targets:
+            raise SpecError(
+                f"unknown target {target!r}{_suggest(target, self.targets)}; targets are: {', '.join(self.targets)}",
+                field="targets",
+            )
+        config = self.targets[target]
+        variants = tuple(_apply_override(v, config.variants.get(v.name)) for v in self.variants)
+        deployment = Deployment(spec=self, target_name=target, target=config, variants=variants)
+        _check_variants(deployment)
+        return deployment
+
+    def canonical_json(self) -> bytes:
+        """The spec as sorted JSON without its location on disk: the input of every content hash."""
+        return orjson.dumps(self.model_dump(mode="json", by_alias=True), option=orjson.OPT_SORT_KEYS)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A spec resolved for one target: what an adapter deploys."""
+
+    spec: Spec
+    target_name: str
+    target: LocalTarget | SageMakerTarget | AksTarget
+    variants: tuple[Variant, ...]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def kind(self) -> str:
+        return self.target.kind
+
+    @property
+    def repository(self) -> str:
+        """The repository as given, with a relative folder resolved against the spec file's folder."""
+        repository = self.spec.model.repository
+        if "://" in repository:
+            return repository
+        return str((self.spec.base_dir / repository).resolve())
+
+    def spec_hash(self) -> str:
+        """sha256 of the spec for this target (12 hex digits); the repository's content is hashed separately."""
+        digest = hashlib.sha256(self.spec.canonical_json())
+        digest.update(self.target_name.encode())
+        return digest.hexdigest()[:12]
+
+
+def _apply_override(variant: Variant, override: VariantOverride | None) -> Variant:
+    if override is None:
+        return variant
+    changes = override.model_dump(exclude_none=True)
+    return Variant.model_validate({**variant.model_dump(), **changes})
+
+
+def _check_variants(deployment: Deployment) -> None:
+    target = deployment.target
+    prefix = "variants" if not target.variants else f"targets.{deployment.target_name}.variants"
+    for index, variant in enumerate(deployment.variants):
+        field = f"variants[{index}]"
+        if isinstance(target, SageMakerTarget) and target.serverless is None:
+            if variant.instance_type is None:
+                raise SpecError(
+                    f"{field}.instance_type is required for SageMaker real-time hosting, e.g. ml.g4dn.xlarge "
+                    f"(or set it under {prefix}.{variant.name})",
+                    field=f"{field}.instance_type",
+                )
+            info = sagemaker_instance(variant.instance_type)
+            if info is None:
+                raise SpecError(
+                    f"{field}.instance_type {variant.instance_type!r} is not a SageMaker instance type: "
+                    "they look like ml.g4dn.xlarge",
+                    field=f"{field}.instance_type",
+                )
+            if variant.accelerator in ("gpu", "inferentia") and info.accelerator != variant.accelerator:
+                raise SpecError(
+                    f"{field} asks for accelerator {variant.accelerator} but {variant.instance_type} has "
+                    f"{'no accelerator' if info.accelerator == 'cpu' else info.accelerator}: pick a "
+                    f"{'GPU type such as ml.g5.xlarge' if variant.accelerator == 'gpu' else 'type such as ml.inf2.xlarge'}",
+                    field=f"{field}.accelerator",
+                )
+        if isinstance(target, AksTarget):
+            pool = azure_vm_size(target.node_pool.vm_size)
+            if variant.accelerator in ("gpu", "fpga") and pool.accelerator != variant.accelerator:
+                raise SpecError(
+                    f"{field} asks for accelerator {variant.accelerator} but node pool vm_size "
+                    f"{target.node_pool.vm_size} has {'no accelerator' if pool.accelerator == 'cpu' else pool.accelerator}: "
+                    f"pick a {'GPU size such as Standard_NC4as_T4_v3' if variant.accelerator == 'gpu' else 'NP-series size such as Standard_NP10s'}",
+                    field=f"targets.{deployment.target_name}.node_pool.vm_size",
+                )
+
+
+def _suggest(word: str, choices: Any) -> str:
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+# ---------------------------------------------------------------------------------------------------- loading
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a spec file (YAML).
+
+    Raises:
+        SpecError: the file is missing, is not YAML, or breaks a rule; the message names the field path, the
+            line, the bad value and the fix.
+    """
+    spec_path = Path(path)
+    try:
+        text = spec_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read spec {spec_path}: {exc.strerror or exc}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        where = f" line {line}" if line else ""
+        raise SpecError(f"{spec_path}:{where}: not valid YAML: {problem}", line=line) from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{spec_path}: a spec is a YAML mapping with name, model, variants and targets")
+    return spec_from_dict(data, base_dir=spec_path.resolve().parent, source=str(spec_path), lines=_line_index(node))
+
+
+def spec_from_dict(
+    data: Mapping[str, Any],
+    *,
+    base_dir: Path | None = None,
+    source: str = "spec",
+    lines: Mapping[tuple[str | int, ...], int] | None = None,
+) -> Spec:
+    """Validate a spec given as a mapping (what ``load_spec`` does after reading YAML)."""
+    try:
+        spec = Spec.model_validate({**data, "base_dir": base_dir or Path.cwd()})
+    except ValidationError as exc:
+        raise _spec_error(exc, data, source, lines or {}) from None
+    for target in spec.targets:  # cross-field rules of every target are checked at load, not at deploy time
+        spec.deployment(target)
+    return spec
+
+
+def _spec_error(
+    exc: ValidationError, data: Mapping[str, Any], source: str, lines: Mapping[tuple[str | int, ...], int]
+) -> SpecError:
+    messages: list[str] = []
+    first_field: str | None = None
+    first_line: int | None = None
+    for error in exc.errors():
+        location = _clean_location(error["loc"])
+        field = _format_location(location)
+        line = _nearest_line(location, lines)
+        where = f"{source}:{line}: " if line else f"{source}: "
+        messages.append(where + _describe(error, location, field, data))
+        if first_field is None:
+            first_field, first_line = field, line
+    return SpecError("\n".join(messages), field=first_field, line=first_line)
+
+
+def _clean_location(location: tuple[int | str, ...]) -> tuple[str | int, ...]:
+    # Discriminated unions insert the tag ("sagemaker") into the location; drop it so paths match the file.
+    cleaned: list[str | int] = []
+    for index, part in enumerate(location):
+        if index >= 2 and location[0] == "targets" and index == 2 and part in ("local", "sagemaker", "aks"):
+            continue
+        cleaned.append(part)
+    return tuple(cleaned)
+
+
+def _format_location(location: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _describe(error: Any, location: tuple[str | int, ...], field: str, data: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        key = str(location[-1])
+        allowed = _allowed_keys(location[:-1], data)
+        hint = _suggest(key, allowed)
+        listing = f"; allowed keys: {', '.join(sorted(allowed))}" if allowed else ""
+        return f"{field}: unknown key {key!r}{hint}{listing}"
+    if kind == "missing":
+        return f"{field}: required and missing"
+    if kind in ("literal_error", "enum"):
+        expected = error.get("ctx", {}).get("expected", "")
+        return f"{field}: {error['input']!r} is not one of the valid choices: {expected}"
+    if kind == "union_tag_invalid":
+        return (
+            f"{field}: kind {error['input'].get('kind') if isinstance(error['input'], dict) else error['input']!r} "
+            "is not a target kind; valid kinds: local, sagemaker, aks"
+        )
+    if kind == "union_tag_not_found":
+        return f"{field}: every target needs a kind: local, sagemaker or aks"
+    if kind == "string_pattern_mismatch":
+        return f"{field}: {error['input']!r} {_PATTERN_HELP.get(str(location[-1]), 'has the wrong form')}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    shown = error.get("input")
+    if isinstance(shown, (dict, list)) or kind.startswith("value_error"):
+        return f"{field}: {message}"
+    return f"{field}: {shown!r}: {message}"
+
+
+_PATTERN_HELP = {
+    "name": "is not a valid name: use lowercase letters, digits and hyphens, starting and ending with a letter or digit",
+    "role_arn": "is not an IAM role ARN: arn:aws:iam::123456789012:role/NAME",
+    "region": "is not an AWS region such as us-east-1",
+    "bucket": "is not an S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens",
+    "memory": "is not a memory quantity: write e.g. 512Mi or 4Gi",
+    "cluster": "is not an AKS cluster name: letters, digits, hyphens and underscores, at most 63",
+    "namespace": "is not a Kubernetes namespace: lowercase letters, digits and hyphens",
+    "storage_account": "is not a storage account name: 3-24 lowercase letters and digits",
+    "output_path": "is not an S3 URI: s3://bucket/prefix",
+    "failure_path": "is not an S3 URI: s3://bucket/prefix",
+}
+
+_SECTION_MODELS: dict[str, type[BaseModel]] = {
+    "model": ModelSection,
+    "variants": Variant,
+    "autoscaling": Autoscaling,
+    "timeouts": Timeouts,
+}
+
+
+def _allowed_keys(parent: tuple[str | int, ...], data: Mapping[str, Any]) -> list[str]:
+    model: type[BaseModel] | None = None
+    if not parent:
+        model = Spec
+    elif parent[0] in _SECTION_MODELS and len(parent) <= 2:
+        model = _SECTION_MODELS[str(parent[0])]
+    elif parent[0] == "targets" and len(parent) == 2:
+        raw = data.get("targets", {}).get(parent[1], {})
+        kind = raw.get("kind") if isinstance(raw, dict) else None
+        model = {"local": LocalTarget, "sagemaker": SageMakerTarget, "aks": AksTarget}.get(str(kind))
+    elif parent[0] == "targets" and len(parent) == 3:
+        model = {"node_pool": AksNodePool, "vpc": SageMakerVpc, "serverless": SageMakerServerless}.get(str(parent[2]))
+        model = model or (SageMakerAsync if parent[2] == "async" else AksFpga if parent[2] == "fpga" else None)
+    elif parent[0] == "targets" and len(parent) == 4 and parent[2] == "variants":
+        model = VariantOverride
+    if model is None:
+        return []
+    return [
+        (info.alias or name)
+        for name, info in model.model_fields.items()
+        if name != "base_dir" and not info.exclude
+    ]
+
+
+def _line_index(node: yaml.Node | None) -> dict[tuple[str | int, ...], int]:
+    """Map every path in the YAML document to its 1-based line."""
+    index: dict[tuple[str | int, ...], int] = {}
+
+    def walk(current: yaml.Node, path: tuple[str | int, ...]) -> None:
+        index[path] = current.start_mark.line + 1
+        if isinstance(current, yaml.MappingNode):
+            for key_node, value_node in current.value:
+                key = (*path, str(key_node.value))
+                index[key] = key_node.start_mark.line + 1
+                walk(value_node, key)
+                index[key] = key_node.start_mark.line + 1
+        elif isinstance(current, yaml.SequenceNode):
+            for position, item in enumerate(current.value):
+                walk(item, (*path, position))
+
+    if node is not None:
+        walk(node, ())
+    return index
+
+
+def _nearest_line(location: tuple[str | int, ...], lines: Mapping[tuple[str | int, ...], int]) -> int | None:
+    for end in range(len(location), -1, -1):
+        line = lines.get(location[:end])
+        if line is not None:
+            return line
+    return None
