@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from endpointkit._clients import forget_endpoint
 from endpointkit._wait import Progress
 from endpointkit.adapters import create_adapter
 from endpointkit.adapters.base import Adapter, EndpointState
@@ -88,5 +89,7 @@ def destroy(
 ) -> bool:
     """Delete the endpoint, its config and its model, in that order. Idempotent; True when anything existed."""
     deployment = resolve(spec, target)
+    # Pooled keep-alive connections would hold a stopping Triton for its whole exit timeout.
+    forget_endpoint(deployment.name)
     with _adapter_for(deployment, adapter, options) as active:
         return destroy_endpoint(deployment, active, progress=progress)

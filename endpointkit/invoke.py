@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from endpointkit._api import SpecLike, resolve
-from endpointkit.adapters import adapter_for_state, create_adapter
+from endpointkit._clients import cached_adapter, remember_adapter
+from endpointkit.adapters import create_adapter
 from endpointkit.adapters.base import Adapter, EndpointState, EndpointStatus, RawResponse
 from endpointkit.errors import NotFoundError, ProviderError
 from endpointkit.payloads import (
@@ -21,13 +20,6 @@ from endpointkit.payloads import (
 )
 
 __all__ = ["invoke_endpoint"]
-
-# Adapters hold pooled keep-alive connections: rebuilding one per call would cost a TCP handshake (and for
-# SageMaker a boto3 client) on every request. A small bounded cache keyed by endpoint keeps them warm.
-_CACHE_SIZE = 16
-_cache: OrderedDict[tuple[str, str, str, str | None], tuple[Adapter, EndpointState]] = OrderedDict()
-_cache_lock = threading.Lock()
-
 
 def invoke_endpoint(
     spec_or_state: SpecLike | EndpointState,
@@ -78,7 +70,7 @@ def _connect(
     if isinstance(spec_or_state, EndpointState):
         if adapter is not None:
             return adapter, spec_or_state
-        return _cached(spec_or_state)
+        return cached_adapter(spec_or_state), spec_or_state
     deployment = resolve(spec_or_state, target)
     active = adapter or create_adapter(deployment)
     state = active.status(deployment)
@@ -95,48 +87,7 @@ def _connect(
         )
     if adapter is not None:
         return adapter, state
-    return _remember(state, active)
-
-
-def _key(state: EndpointState) -> tuple[str, str, str, str | None]:
-    return (state.kind, state.target, state.name, state.url)
-
-
-def _cached(state: EndpointState) -> tuple[Adapter, EndpointState]:
-    with _cache_lock:
-        hit = _cache.get(_key(state))
-        if hit is not None:
-            _cache.move_to_end(_key(state))
-            return hit[0], state
-    return _remember(state, adapter_for_state(state))
-
-
-def _remember(state: EndpointState, adapter: Adapter) -> tuple[Adapter, EndpointState]:
-    with _cache_lock:
-        previous = _cache.pop(_key(state), None)
-        _cache[_key(state)] = (adapter, state)
-        evicted = [_cache.popitem(last=False)[1][0] for _ in range(max(0, len(_cache) - _CACHE_SIZE))]
-    for old in evicted + ([previous[0]] if previous and previous[0] is not adapter else []):
-        old.close()
-    return adapter, state
-
-
-def close_cached_clients() -> None:
-    """Close every pooled connection that ``invoke_endpoint`` keeps (e.g. before destroying a local server)."""
-    with _cache_lock:
-        adapters = [adapter for adapter, _ in _cache.values()]
-        _cache.clear()
-    for adapter in adapters:
-        adapter.close()
-
-
-def forget_endpoint(name: str) -> None:
-    """Drop pooled connections to endpoint ``name`` (called when it is destroyed)."""
-    with _cache_lock:
-        keys = [key for key in _cache if key[2] == name]
-        adapters = [_cache.pop(key)[0] for key in keys]
-    for adapter in adapters:
-        adapter.close()
+    return remember_adapter(state, active), state
 
 
 def _response_error(raw: RawResponse, state: EndpointState) -> ProviderError:

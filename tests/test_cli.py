@@ -1,0 +1,88 @@
+"""The CLI as a user runs it: exit codes, messages without tracebacks, JSON documents."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from endpointkit.cli import main
+
+SPEC = """\
+name: clidemo
+model: {repository: ./repo}
+variants: [{name: primary}]
+targets:
+  local: {kind: local}
+  aws: {kind: sagemaker, region: us-east-1, role_arn: "arn:aws:iam::123456789012:role/x", bucket: models,
+        variants: {primary: {instance_type: ml.m5.large}}}
+"""
+
+
+@pytest.fixture
+def spec_file(tmp_path: Path) -> Path:
+    path = tmp_path / "endpoint.yaml"
+    path.write_text(SPEC)
+    return path
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "endpointkit", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_validate_ok(spec_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(spec_file)]) == 0
+    assert "valid (local, aws)" in capsys.readouterr().out
+
+
+def test_bad_spec_exits_2_with_the_field_and_no_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: demo\nmodel: {repository: r}\nvariants: [{name: a, instanse_type: x}]\n")
+    result = run_cli("validate", str(path))
+    assert result.returncode == 2
+    assert "variants[0].instanse_type" in result.stderr
+    assert "did you mean 'instance_type'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_target_exits_2(spec_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", str(spec_file), "--target", "gcp", "--dry-run"]) == 2
+    assert "unknown target 'gcp'" in capsys.readouterr().err
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["apply"]) == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_dry_run_plan_json(spec_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", str(spec_file), "--target", "aws", "--dry-run", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [change["action"] for change in document["changes"]] == ["create", "create", "create"]
+    assert {change["resource"] for change in document["changes"]} == {"model", "endpoint_config", "endpoint"}
+
+
+def test_dry_run_apply_prints_state(spec_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["apply", str(spec_file), "--target", "aws", "--dry-run", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "IN_SERVICE"
+
+
+def test_json_error_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(tmp_path / "missing.yaml"), "--json"]) == 2
+    document = json.loads(capsys.readouterr().out)
+    assert document["error"] == "SpecError"
+
+
+def test_invoke_needs_an_input(spec_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["invoke", str(spec_file), "--target", "local"]) == 2
+    assert "--input" in capsys.readouterr().err
+
+
+def test_invoke_input_must_be_name_equals_file(spec_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["invoke", str(spec_file), "--target", "local", "--input", "IMAGE"]) == 2
+    assert "NAME=FILE" in capsys.readouterr().err
