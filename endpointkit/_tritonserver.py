@@ -74,7 +74,7 @@ def find_tritonserver(explicit: str | os.PathLike[str] | None = None) -> TritonB
 
 def _prepare_bundled() -> TritonBinary:
     try:
-        import pytriton  # noqa: PLC0415  (optional dependency, imported only when needed)
+        import pytriton
     except ImportError as exc:
         raise MissingDependencyError(
             "no tritonserver found: set ENDPOINTKIT_TRITONSERVER, put tritonserver on PATH, "
@@ -99,16 +99,12 @@ def _prepare_bundled() -> TritonBinary:
             # The Python backend stub embeds this interpreter's libpython, and the stub and backend copied out
             # of the wheel lose the RPATH ($ORIGIN/../../../../nvidia_pytriton.libs) that finds libcudart.
             "LD_LIBRARY_PATH": os.pathsep.join(library_path),
-            # The stub's embedded interpreter does not know about a virtualenv: give it our site-packages.
-            "PYTHONPATH": os.pathsep.join(dict.fromkeys(_site_packages())),
+            # The stub's embedded interpreter runs isolated (PYTHONPATH is ignored): it finds its Python by
+            # looking up `python3` on PATH and reading the pyvenv.cfg beside it, so this environment's bin comes first.
+            "PATH": str(Path(sys.executable).parent),
         },
         source="nvidia-pytriton",
     )
-
-
-def _site_packages() -> list[str]:
-    paths = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
-    return [p for p in paths if p and Path(p).is_dir()]
 
 
 def _private_backends(package_root: Path, stub: Path, python_version: str) -> Path:
@@ -160,7 +156,9 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def stop_pid(pid: int, *, grace_seconds: float = 10.0, process: subprocess.Popen[bytes] | None = None) -> None:
+def stop_pid(
+    pid: int, *, grace_seconds: float = 10.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
     """Stop a process: SIGTERM, then SIGKILL after ``grace_seconds``. Idempotent."""
     for sig, bound in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 5.0)):
         try:
@@ -327,7 +325,7 @@ class TritonServerProcess:
             env["SAGEMAKER_TRITON_DEFAULT_MODEL_NAME"] = default_model
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with log_file.open("wb") as log_stream:
-            process = subprocess.Popen(  # noqa: S603  (argument list, never a shell)
+            process = subprocess.Popen(
                 arguments,
                 stdin=subprocess.DEVNULL,
                 stdout=log_stream,

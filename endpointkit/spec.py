@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import hashlib
 import re
 from collections.abc import Mapping
@@ -12,10 +13,19 @@ from typing import Annotated, Any, Literal
 
 import orjson
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from endpointkit.catalog import Accelerator, azure_vm_size, sagemaker_instance
 from endpointkit.errors import SpecError
+from endpointkit.modelrepo import is_remote_repository, load_repository
 
 __all__ = [
     "AksNodePool",
@@ -52,7 +62,9 @@ def parse_duration(value: object) -> float:
     else:
         match = _DURATION.match(str(value))
         if match is None:
-            raise ValueError(f"{value!r} is not a duration: write a number with a unit, such as 90s, 30m, 8h or 1d")
+            raise ValueError(
+                f"{value!r} is not a duration: write a number with a unit, such as 90s, 30m, 8h or 1d"
+            )
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds <= 0:
         raise ValueError("a duration must be positive, such as 90s, 30m or 8h")
@@ -71,7 +83,9 @@ class _Model(BaseModel):
 class ModelSection(_Model):
     """Where the Triton model repository is and how the server that serves it is configured."""
 
-    repository: str = Field(description="a Triton model repository folder, or s3://… / as://… already uploaded")
+    repository: str = Field(
+        description="a Triton model repository folder, or s3://… / as://… already uploaded"
+    )
     default_model: str | None = None
     image: str | None = None
     environment: dict[str, str] = Field(default_factory=dict)
@@ -248,7 +262,7 @@ class Spec(_Model):
     ttl: Duration | None = None
     timeouts: Timeouts = Field(default_factory=Timeouts)
     tags: dict[str, str] = Field(default_factory=dict)
-    targets: dict[str, Target] = Field(default_factory=lambda: {"local": LocalTarget(kind="local")})
+    targets: dict[str, Target] = Field(default_factory=lambda: _default_targets())
     base_dir: Path = Field(default=Path("."), exclude=True, repr=False)
 
     @model_validator(mode="after")
@@ -300,6 +314,10 @@ class Spec(_Model):
     def canonical_json(self) -> bytes:
         """The spec as sorted JSON without its location on disk: the input of every content hash."""
         return orjson.dumps(self.model_dump(mode="json", by_alias=True), option=orjson.OPT_SORT_KEYS)
+
+
+def _default_targets() -> dict[str, LocalTarget | SageMakerTarget | AksTarget]:
+    return {"local": LocalTarget(kind="local")}
 
 
 @dataclass(frozen=True)
@@ -386,7 +404,7 @@ def _suggest(word: str, choices: Any) -> str:
 # ---------------------------------------------------------------------------------------------------- loading
 
 
-def load_spec(path: str | Path) -> Spec:
+def load_spec(path: str | os.PathLike[str]) -> Spec:
     """Read and validate a spec file (YAML).
 
     Raises:
@@ -409,7 +427,9 @@ def load_spec(path: str | Path) -> Spec:
         raise SpecError(f"{spec_path}:{where}: not valid YAML: {problem}", line=line) from None
     if not isinstance(data, dict):
         raise SpecError(f"{spec_path}: a spec is a YAML mapping with name, model, variants and targets")
-    return spec_from_dict(data, base_dir=spec_path.resolve().parent, source=str(spec_path), lines=_line_index(node))
+    return spec_from_dict(
+        data, base_dir=spec_path.resolve().parent, source=str(spec_path), lines=_line_index(node)
+    )
 
 
 def spec_from_dict(
@@ -426,7 +446,24 @@ def spec_from_dict(
         raise _spec_error(exc, data, source, lines or {}) from None
     for target in spec.targets:  # cross-field rules of every target are checked at load, not at deploy time
         spec.deployment(target)
+    _check_repository(spec)
     return spec
+
+
+def _check_repository(spec: Spec) -> None:
+    """A local repository must exist and load the way Triton would load it; an explicit default model must be in it."""
+    if is_remote_repository(spec.model.repository):
+        return
+    path = (spec.base_dir / spec.model.repository).resolve()
+    if not path.is_dir():
+        raise SpecError(
+            f"model.repository: {spec.model.repository!r} is not a folder (looked in {path}); point it at a Triton "
+            "model repository, or at an s3:// / as:// URI of one already uploaded",
+            field="model.repository",
+        )
+    repository = load_repository(path)
+    if spec.model.default_model is not None:
+        repository.default_model(spec.model.default_model)
 
 
 def _spec_error(
@@ -522,10 +559,21 @@ def _allowed_keys(parent: tuple[str | int, ...], data: Mapping[str, Any]) -> lis
     elif parent[0] == "targets" and len(parent) == 2:
         raw = data.get("targets", {}).get(parent[1], {})
         kind = raw.get("kind") if isinstance(raw, dict) else None
-        model = {"local": LocalTarget, "sagemaker": SageMakerTarget, "aks": AksTarget}.get(str(kind))
+        kinds: dict[str, type[BaseModel]] = {
+            "local": LocalTarget,
+            "sagemaker": SageMakerTarget,
+            "aks": AksTarget,
+        }
+        model = kinds.get(str(kind))
     elif parent[0] == "targets" and len(parent) == 3:
-        model = {"node_pool": AksNodePool, "vpc": SageMakerVpc, "serverless": SageMakerServerless}.get(str(parent[2]))
-        model = model or (SageMakerAsync if parent[2] == "async" else AksFpga if parent[2] == "fpga" else None)
+        nested: dict[str, type[BaseModel]] = {
+            "node_pool": AksNodePool,
+            "vpc": SageMakerVpc,
+            "serverless": SageMakerServerless,
+            "async": SageMakerAsync,
+            "fpga": AksFpga,
+        }
+        model = nested.get(str(parent[2]))
     elif parent[0] == "targets" and len(parent) == 4 and parent[2] == "variants":
         model = VariantOverride
     if model is None:

@@ -13,7 +13,7 @@ from endpointkit.cli import main
 
 SPEC = """\
 name: clidemo
-model: {repository: ./repo}
+model: {repository: "s3://models/demo/model.tar.gz"}
 variants: [{name: primary}]
 targets:
   local: {kind: local}

@@ -12,7 +12,7 @@ from endpointkit.spec import Spec, spec_from_dict
 def make_spec(count: int = 1, **extra: object) -> Spec:
     data: dict[str, object] = {
         "name": "demo",
-        "model": {"repository": "./repo"},
+        "model": {"repository": "s3://models/demo/model.tar.gz"},
         "variants": [{"name": "primary", "instance_count": count}],
         "targets": {"mem": {"kind": "local"}},
     }

@@ -11,7 +11,11 @@ ROLE = "arn:aws:iam::123456789012:role/endpointkit"
 
 
 def minimal(**overrides: object) -> dict[str, object]:
-    data: dict[str, object] = {"name": "demo", "model": {"repository": "./repo"}, "variants": [{"name": "primary"}]}
+    data: dict[str, object] = {
+        "name": "demo",
+        "model": {"repository": "s3://models/demo/model.tar.gz"},
+        "variants": [{"name": "primary"}],
+    }
     data.update(overrides)
     return data
 
@@ -22,7 +26,9 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("30m", 1800), ("8h", 28800), ("1d", 86400), (45, 45)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("30m", 1800), ("8h", 28800), ("1d", 86400), (45, 45)]
+)
 def test_durations_accept_units(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
@@ -42,7 +48,10 @@ def test_minimal_spec_defaults_to_the_local_target() -> None:
 
 
 def test_unknown_key_names_the_path_line_and_nearest_key(tmp_path: Path) -> None:
-    path = write(tmp_path, "name: demo\nmodel:\n  repository: ./repo\n  enviroment: {A: b}\nvariants: [{name: a}]\n")
+    path = write(
+        tmp_path,
+        "name: demo\nmodel:\n  repository: s3://b/m.tar.gz\n  enviroment: {A: b}\nvariants: [{name: a}]\n",
+    )
     with pytest.raises(SpecError) as caught:
         load_spec(path)
     message = str(caught.value)
@@ -54,7 +63,10 @@ def test_unknown_key_names_the_path_line_and_nearest_key(tmp_path: Path) -> None
 
 
 def test_bad_value_names_the_indexed_field(tmp_path: Path) -> None:
-    path = write(tmp_path, "name: demo\nmodel: {repository: r}\nvariants:\n  - {name: a, instance_count: 0}\n")
+    path = write(
+        tmp_path,
+        "name: demo\nmodel: {repository: s3://b/m.tar.gz}\nvariants:\n  - {name: a, instance_count: 0}\n",
+    )
     with pytest.raises(SpecError) as caught:
         load_spec(path)
     assert caught.value.field == "variants[0].instance_count"
@@ -88,7 +100,10 @@ def test_invalid_choice_lists_the_choices() -> None:
 
 def test_gpu_variant_on_cpu_instance_type_is_refused_at_load() -> None:
     target = {"kind": "sagemaker", "region": "us-east-1", "role_arn": ROLE, "bucket": "models"}
-    data = minimal(variants=[{"name": "a", "accelerator": "gpu", "instance_type": "ml.m5.large"}], targets={"aws": target})
+    data = minimal(
+        variants=[{"name": "a", "accelerator": "gpu", "instance_type": "ml.m5.large"}],
+        targets={"aws": target},
+    )
     with pytest.raises(SpecError, match="ml.m5.large has no accelerator") as caught:
         spec_from_dict(data)
     assert caught.value.field == "variants[0].accelerator"
@@ -158,3 +173,23 @@ def test_quickstart_spec_loads() -> None:
     spec = load_spec(Path(__file__).parent.parent / "examples" / "quickstart" / "endpoint.yaml")
     assert set(spec.targets) == {"local", "aws", "azure"}
     assert spec.deployment("aws").variants[0].instance_type == "ml.g4dn.xlarge"
+
+
+QUICKSTART = Path(__file__).parent.parent / "examples" / "quickstart"
+
+
+def test_missing_local_repository_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: demo\nmodel: {repository: ./nowhere}\nvariants: [{name: a}]\n")
+    with pytest.raises(SpecError, match="is not a folder") as caught:
+        load_spec(path)
+    assert caught.value.field == "model.repository"
+
+
+def test_default_model_must_be_in_the_repository(tmp_path: Path) -> None:
+    repository = (QUICKSTART / "model_repository").resolve()
+    path = write(
+        tmp_path,
+        f"name: demo\nmodel: {{repository: {repository}, default_model: ensembel}}\nvariants: [{{name: a}}]\n",
+    )
+    with pytest.raises(SpecError, match="did you mean 'ensemble'"):
+        load_spec(path)

@@ -18,7 +18,9 @@ def main() -> int:
     spec = ek.load_spec(HERE / "endpoint.yaml")
     labels = (HERE / "model_repository" / "classifier" / "labels.txt").read_text().split()
     started = time.perf_counter()
-    state = ek.apply(spec, target="local", progress=lambda e: print(f"  {e.subject}: {e.status} ({e.elapsed:.1f}s)"))
+    state = ek.apply(
+        spec, target="local", progress=lambda e: print(f"  {e.subject}: {e.status} ({e.elapsed:.1f}s)")
+    )
     print(f"{state.name} is {state.status.value} at {state.url} after {time.perf_counter() - started:.1f}s")
     try:
         image = np.frombuffer((HERE / "sample.jpg").read_bytes(), dtype=np.uint8)

@@ -28,7 +28,11 @@ def preprocess(encoded: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     """Decode one encoded image and return it as a normalised [3, SIZE, SIZE] FP32 array."""
     if encoded.size == 0:
         raise ValueError("the image is empty")
-    with Image.open(io.BytesIO(encoded.tobytes())) as image:
+    try:
+        opened = Image.open(io.BytesIO(encoded.tobytes()))
+    except Image.UnidentifiedImageError:
+        raise ValueError(f"{encoded.size} bytes that are not an image format Pillow reads") from None
+    with opened as image:
         # Let the JPEG decoder downscale while decoding: much less work for large photos.
         image.draft("RGB", (SIZE, SIZE))
         rgb = image.convert("RGB").resize((SIZE, SIZE), Image.Resampling.BILINEAR)
@@ -49,7 +53,10 @@ class TritonPythonModel:
             try:
                 batch = np.stack([preprocess(row) for row in rows])
             except (OSError, ValueError, Image.DecompressionBombError) as exc:
-                error = pb_utils.TritonError(f"IMAGE is not a readable image: {exc}")
+                # INVALID_ARG makes Triton answer 400: the client sent a bad image.
+                error = pb_utils.TritonError(
+                    f"IMAGE is not a readable image: {exc}", pb_utils.TritonError.INVALID_ARG
+                )
                 responses.append(pb_utils.InferenceResponse(output_tensors=[], error=error))
                 continue
             output = pb_utils.Tensor("PREPROCESSED", batch)

@@ -1,0 +1,287 @@
+"""Deterministic ``model.tar.gz`` packaging of a model repository, and safe extraction of one."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import stat
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any, BinaryIO
+
+from endpointkit.errors import SpecError
+from endpointkit.modelrepo._config import REPOSITORY_FIELD
+
+__all__ = [
+    "PackagedRepository",
+    "extract_archive",
+    "is_ignored",
+    "model_folders",
+    "package_repository",
+    "package_sha256",
+    "subfolders",
+]
+
+ARCHIVE_NAME = "model.tar.gz"
+# Editor, VCS and interpreter droppings: never part of a model, never packaged.
+_IGNORED_NAMES = frozenset({"__pycache__", ".git", ".DS_Store", ".ipynb_checkpoints"})
+_IGNORED_SUFFIXES = (".pyc", ".pyo")
+_COPY_BUFFER = 1 << 20
+_COMPRESS_LEVEL = 6
+
+
+@dataclass(frozen=True, slots=True)
+class PackagedRepository:
+    """A packaged repository: the archive's path, the sha256 hex digest of its bytes and its size in bytes."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+def is_ignored(name: str) -> bool:
+    """Whether a file or folder name is left out of models and packages (``__pycache__``, ``.pyc``, ...)."""
+    return name in _IGNORED_NAMES or name.endswith(_IGNORED_SUFFIXES)
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as scan:
+            return sorted((entry for entry in scan if not is_ignored(entry.name)), key=lambda e: e.name)
+    except OSError as exc:
+        raise SpecError(f"cannot list {folder}: {exc}", field=REPOSITORY_FIELD) from exc
+
+
+def model_folders(root: Path) -> list[Path]:
+    """The repository's model folders, sorted: every subfolder (symlinks followed) that is not ignored.
+
+    Files at the top level are not models; Triton skips them, and so does packaging.
+    """
+    return [Path(entry.path) for entry in _entries(root) if entry.is_dir()]
+
+
+def subfolders(folder: Path) -> list[str]:
+    """Names of a folder's subfolders that packaging keeps, sorted."""
+    return [entry.name for entry in _entries(folder) if entry.is_dir()]
+
+
+def _walk(
+    folder: Path, arcname: str, ancestors: frozenset[tuple[int, int]]
+) -> Iterator[tuple[str, Path, os.stat_result]]:
+    """Yield (archive name, path, stat) depth first, a folder before its contents, siblings by name.
+
+    Symbolic links are followed, so the archive holds what they point to, never a link.
+    """
+    folder_stat = folder.stat()
+    identity = (folder_stat.st_dev, folder_stat.st_ino)
+    if identity in ancestors:
+        raise SpecError(f"{folder} links back to a folder that contains it", field=REPOSITORY_FIELD)
+    yield arcname, folder, folder_stat
+    for entry in _entries(folder):
+        path = Path(entry.path)
+        try:
+            entry_stat = path.stat()
+        except OSError as exc:
+            raise SpecError(
+                f"cannot read {path}: {exc} (a broken symbolic link?)", field=REPOSITORY_FIELD
+            ) from exc
+        child = f"{arcname}/{entry.name}"
+        if stat.S_ISDIR(entry_stat.st_mode):
+            yield from _walk(path, child, ancestors | {identity})
+        elif stat.S_ISREG(entry_stat.st_mode):
+            yield child, path, entry_stat
+        else:
+            raise SpecError(
+                f"{path} is not a regular file or folder; it cannot be packaged", field=REPOSITORY_FIELD
+            )
+
+
+def _tarinfo(arcname: str, entry_stat: os.stat_result) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(arcname)
+    executable = stat.S_ISDIR(entry_stat.st_mode) or bool(entry_stat.st_mode & 0o111)
+    info.type = tarfile.DIRTYPE if stat.S_ISDIR(entry_stat.st_mode) else tarfile.REGTYPE
+    info.size = 0 if info.type == tarfile.DIRTYPE else entry_stat.st_size
+    info.mode = 0o755 if executable else 0o644
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+class _HashingSink:
+    """A write-only stream that hashes and counts what passes through it on its way to ``target``."""
+
+    def __init__(self, target: BinaryIO | None) -> None:
+        self.target = target
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        if self.target is not None:
+            self.target.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        if self.target is not None:
+            self.target.flush()
+
+
+def _write_package(root: Path, target: BinaryIO | None) -> _HashingSink:
+    sink = _HashingSink(target)
+    # filename="" and mtime=0 keep the gzip header free of the archive's name and the time of packaging.
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=_COMPRESS_LEVEL, mtime=0) as zipped,
+        tarfile.TarFile(
+            fileobj=zipped,
+            mode="w",
+            format=tarfile.PAX_FORMAT,
+            encoding="utf-8",
+            copybufsize=_COPY_BUFFER,
+        ) as archive,
+    ):
+        for model in model_folders(root):
+            for arcname, path, entry_stat in _walk(model, model.name, frozenset()):
+                info = _tarinfo(arcname, entry_stat)
+                if info.type == tarfile.DIRTYPE:
+                    archive.addfile(info)
+                    continue
+                try:
+                    with path.open("rb") as content:
+                        archive.addfile(info, content)
+                except OSError as exc:
+                    raise SpecError(f"cannot package {path}: {exc}", field=REPOSITORY_FIELD) from exc
+    return sink
+
+
+def _check_root(root: Path) -> Path:
+    if not root.is_dir():
+        raise SpecError(f"model repository {root} is not a folder", field=REPOSITORY_FIELD)
+    return root.resolve()
+
+
+def package_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 hex digest :func:`package_repository` would give, without writing the archive anywhere."""
+    return _write_package(_check_root(Path(path)), None).digest.hexdigest()
+
+
+def package_repository(
+    path: str | os.PathLike[str], destination: str | os.PathLike[str]
+) -> PackagedRepository:
+    """Package a model repository into a deterministic ``model.tar.gz``.
+
+    The archive holds one top-level folder per model (no leading ``./``), entries in a fixed order, with
+    mtime 0, owner 0:0 without names, and modes 0o755 (folders, executables) or 0o644; the gzip header has
+    mtime 0 and no file name. Identical content gives identical bytes and sha256 whatever the files' times,
+    permissions or creation order (with the same zlib: a different zlib build may compress differently).
+    Symbolic links are stored as the files they point to. ``__pycache__``, ``*.pyc``, ``.git``,
+    ``.DS_Store``, ``.ipynb_checkpoints`` and top-level files are left out. Files are streamed, never read
+    whole into memory. The repository is not validated here: call :func:`load_repository` for that.
+
+    Args:
+        path: the repository folder.
+        destination: the archive file to write, or a folder (existing, or named with a trailing slash) to
+            write ``model.tar.gz`` into. The file is replaced atomically; missing parent folders are created.
+
+    Returns:
+        The archive's path, sha256 and size.
+
+    Raises:
+        SpecError: the repository cannot be read, holds special files or link loops, or the destination is
+            inside a model folder (the archive would package itself).
+    """
+    root = _check_root(Path(path))
+    target = Path(destination)
+    if target.is_dir() or os.fspath(destination).endswith(("/", os.sep)):
+        target = target / ARCHIVE_NAME
+    target = target.absolute()
+    resolved_parent = target.parent.resolve()
+    if resolved_parent != root and resolved_parent.is_relative_to(root):
+        raise SpecError(
+            f"cannot write the package to {target}: it is inside a model folder of {root}",
+            field=REPOSITORY_FIELD,
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as output:
+            sink = _write_package(root, output)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return PackagedRepository(path=target, sha256=sink.digest.hexdigest(), size=sink.size)
+
+
+def _inside(root: str, path: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _unsafe_name(name: str) -> str | None:
+    """Why a member name or link target is unsafe as a path relative to the destination, or None."""
+    if not name:
+        return "it has an empty name"
+    if name.startswith(("/", "\\")) or PureWindowsPath(name).drive:
+        return "its path is absolute"
+    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
+        return "its path contains '..'"
+    return None
+
+
+def _refusal(member: tarfile.TarInfo, root: str) -> str | None:
+    """Why extracting ``member`` into ``root`` (given what is already extracted there) is unsafe, or None."""
+    reason = _unsafe_name(member.name)
+    if reason:
+        return reason
+    if member.ischr() or member.isblk() or member.isfifo():
+        return "it is a device or pipe"
+    if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+        return f"its type {member.type!r} is not a file, folder or link"
+    destination = os.path.realpath(os.path.join(root, member.name))
+    if not _inside(root, destination):
+        return "it would be written through a link outside the destination"
+    if member.issym():
+        if member.linkname.startswith(("/", "\\")) or PureWindowsPath(member.linkname).drive:
+            return f"it links to the absolute path '{member.linkname}'"
+        parent = os.path.dirname(os.path.join(root, member.name))
+        if not _inside(root, os.path.realpath(os.path.join(parent, member.linkname))):
+            return f"it links to '{member.linkname}', outside the destination"
+    if member.islnk():
+        reason = _unsafe_name(member.linkname)
+        if reason or not _inside(root, os.path.realpath(os.path.join(root, member.linkname))):
+            return f"it is a hard link to '{member.linkname}', outside the destination"
+    return None
+
+
+def extract_archive(archive: str | os.PathLike[str], destination: str | os.PathLike[str]) -> None:
+    """Extract a (gzipped) tar archive into ``destination``, refusing anything that could escape it.
+
+    Each member is checked before it is written, against what is already on disk: absolute paths, ``..``
+    components, symbolic or hard links that resolve outside the destination, writes through such links,
+    and device files or pipes are refused. Where Python offers it, tarfile's ``data`` filter runs as well.
+    Members before a refused one stay extracted.
+
+    Raises:
+        SpecError: naming the archive and the refused member, or when the archive cannot be read.
+    """
+    source = Path(archive)
+    target = Path(destination)
+    target.mkdir(parents=True, exist_ok=True)
+    root = os.path.realpath(target)
+    # The data filter (Python 3.10.12+, 3.11.4+) also drops setuid bits and such; older Pythons lack the keyword.
+    extra: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+    try:
+        with tarfile.open(source, mode="r:*") as tar:
+            for member in tar:
+                reason = _refusal(member, root)
+                if reason:
+                    raise SpecError(f"refusing to extract '{member.name}' from {source}: {reason}")
+                tar.extract(member, root, **extra)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise SpecError(f"cannot extract {source}: {exc}") from exc
