@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -65,7 +65,8 @@ def loads(document: bytes | memoryview, *, base_offset: int = 0) -> Any:
         raise PayloadError(f"bad JSON: {exc}", offset=base_offset) from None
     if text[end:].strip(_WHITESPACE):
         offset = base_offset + _byte_offset(text, end)
-        raise TrailingDataError(f"the JSON document ends at byte {offset}, before the body does", offset=offset)
+        message = f"the JSON document ends at byte {offset}, before the body does"
+        raise TrailingDataError(message, offset=offset)
     return value
 
 
@@ -87,7 +88,7 @@ def json_data(array: npt.NDArray[Any] | None, texts: list[str] | None) -> Any:
     flat = array.reshape(-1)
     if _is_finite(flat):
         return flat
-    return orjson.Fragment(json.dumps(flat.tolist(), allow_nan=True).encode())
+    return orjson.Fragment(json.dumps(flat.tolist(), allow_nan=True, separators=(",", ":")).encode())
 
 
 def _flatten(data: list[Any], field: str) -> list[Any]:
@@ -113,10 +114,15 @@ def _flatten(data: list[Any], field: str) -> list[Any]:
 
 def _integers(flat: list[Any], datatype: DataType, field: str) -> npt.NDArray[Any]:
     values = np.asarray(flat)
-    if values.dtype.kind not in "iu":
+    if values.dtype.kind in "fO":
+        # numpy makes float64 (losing digits) of a list mixing int64-sized and larger ints such as
+        # [0, 2**64 - 1]: look at the Python values themselves.
+        if not all(type(value) is int for value in flat):
+            raise PayloadError(f"{field} must hold JSON integers for {datatype.name}", field=field)
+        values = np.array(flat, dtype=object)
+    elif values.dtype.kind not in "iu":
         raise PayloadError(f"{field} must hold JSON integers for {datatype.name}", field=field)
-    assert datatype.wire_dtype is not None
-    limits = np.iinfo(datatype.wire_dtype)
+    limits = np.iinfo(cast("np.dtype[np.integer[Any]]", datatype.wire_dtype))
     if int(values.min()) < limits.min or int(values.max()) > limits.max:
         raise PayloadError(
             f"{field} has values outside the {datatype.name} range [{limits.min}, {limits.max}]", field=field
@@ -131,7 +137,8 @@ def _convert(flat: list[Any], datatype: DataType, field: str) -> npt.NDArray[Any
         try:
             encoded = [item.encode("utf-8", "surrogateescape") for item in flat]
         except UnicodeEncodeError as exc:
-            raise PayloadError(f"{field} holds a string that is not valid Unicode: {exc}", field=field) from None
+            message = f"{field} holds a string that is not valid Unicode: {exc}"
+            raise PayloadError(message, field=field) from None
         array = np.empty(len(encoded), dtype=object)
         array[:] = encoded
         return array

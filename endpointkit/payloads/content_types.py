@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeAlias, Union
+from typing import Any, Literal, Protocol, TypeAlias, cast
 
 from endpointkit.errors import PayloadError
 
@@ -27,8 +27,9 @@ __all__ = [
     "PROTOCOLS",
     "SAGEMAKER_BINARY_CONTENT_TYPE",
     "Framing",
+    "HeaderItems",
     "HeadersLike",
-    "Protocol",
+    "ProtocolName",
     "framing_headers",
     "parse_framing",
     "sagemaker_binary_content_type",
@@ -42,11 +43,18 @@ INFERENCE_HEADER_CONTENT_LENGTH = "Inference-Header-Content-Length"
 """Header giving the JSON header length of a binary body on Triton's own HTTP port."""
 CONTENT_ENCODING = "Content-Encoding"
 
-Protocol: TypeAlias = Literal["triton", "sagemaker"]
-PROTOCOLS: tuple[Protocol, ...] = ("triton", "sagemaker")
+ProtocolName: TypeAlias = Literal["triton", "sagemaker"]
+PROTOCOLS: tuple[ProtocolName, ...] = ("triton", "sagemaker")
 
-HeadersLike: TypeAlias = Union[str, Mapping[str, str], Iterable[tuple[str, str]], None]
-"""Response headers in any case (a mapping, ``http.client`` message or pairs), or just a Content-Type."""
+
+class HeaderItems(Protocol):
+    """Anything with ``items()`` of header name and value: a dict, ``http.client.HTTPMessage``, ..."""
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
+
+
+HeadersLike: TypeAlias = str | Mapping[str, str] | HeaderItems | Iterable[tuple[str, str]] | None
+"""Headers in any case (a mapping, an ``http.client`` message, pairs), or just a Content-Type string."""
 
 _SAGEMAKER_MEDIA_TYPE = SAGEMAKER_BINARY_CONTENT_TYPE.split(";", 1)[0]
 _HEADER_SIZE_PARAMETER = "json-header-size"
@@ -57,7 +65,7 @@ def sagemaker_binary_content_type(json_header_length: int) -> str:
     return f"{SAGEMAKER_BINARY_CONTENT_TYPE}{json_header_length}"
 
 
-def framing_headers(protocol: Protocol, json_header_length: int | None) -> dict[str, str]:
+def framing_headers(protocol: ProtocolName, json_header_length: int | None) -> dict[str, str]:
     """Headers for a body: JSON when ``json_header_length`` is None, else binary framing for ``protocol``."""
     if json_header_length is None:
         return {"Content-Type": JSON_CONTENT_TYPE}
@@ -86,11 +94,9 @@ def _header_items(headers: HeadersLike) -> dict[str, str]:
     if headers is None:
         return {}
     if isinstance(headers, (str, bytes)):
-        value = headers.decode("latin-1") if isinstance(headers, bytes) else headers
-        return {"content-type": value}
-    pairs: Iterable[tuple[object, object]]
+        return {"content-type": _text(headers)}
     items = getattr(headers, "items", None)
-    pairs = items() if callable(items) else headers
+    pairs = cast("Iterable[Any]", items() if callable(items) else headers)
     lowered: dict[str, str] = {}
     try:
         for key, value in pairs:

@@ -63,7 +63,8 @@ DATATYPES: Mapping[str, DataType] = MappingProxyType(
         "BYTES": DataType("BYTES", 0, None, np.dtype(object)),
     }
 )
-"""Every datatype Triton names (core ``TRITONSERVER_DataTypeString``), keyed by its exact, case-sensitive name."""
+"""Every datatype Triton names (core ``TRITONSERVER_DataTypeString``), keyed by its exact, case-sensitive
+name."""
 
 _BY_KIND_AND_SIZE: Mapping[tuple[str, int], str] = {
     ("b", 1): "BOOL",
@@ -92,7 +93,8 @@ def lookup_datatype(name: object, *, field: str | None = None) -> DataType:
         if datatype is not None:
             return datatype
     known = ", ".join(DATATYPES)
-    raise PayloadError(f"unknown Triton datatype {name!r}; expected one of {known}", field=field)
+    prefix = f"{field}: " if field else ""
+    raise PayloadError(f"{prefix}unknown Triton datatype {name!r}; expected one of {known}", field=field)
 
 
 def datatype_for_dtype(dtype: np.dtype[np.generic], *, field: str | None = None) -> DataType:
@@ -109,8 +111,9 @@ def datatype_for_dtype(dtype: np.dtype[np.generic], *, field: str | None = None)
         return DATATYPES["BF16"]
     name = _BY_KIND_AND_SIZE.get((dtype.kind, dtype.itemsize))
     if name is None:
+        prefix = f"{field}: " if field else ""
         raise PayloadError(
-            f"no Triton datatype carries numpy dtype {dtype}; convert the array to a numeric, bool, "
+            f"{prefix}no Triton datatype carries numpy dtype {dtype}; convert the array to a numeric, bool, "
             "bytes or str dtype, or give Tensor(..., datatype=...)",
             field=field,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias, Union
+from typing import Any, TypeAlias
 
 import numpy.typing as npt
 
@@ -21,13 +21,13 @@ __all__ = [
     "Tensor",
 ]
 
-Buffer: TypeAlias = Union[bytes, bytearray, memoryview]
+Buffer: TypeAlias = bytes | bytearray | memoryview
 """A bytes-like object."""
 
-Body: TypeAlias = Union[Buffer, Sequence[Buffer]]
+Body: TypeAlias = Buffer | Sequence[Buffer]
 """A body: one bytes-like object, or buffers a transport sends back to back (``writev``) without joining."""
 
-ParameterValue: TypeAlias = Union[str, int, float, bool]
+ParameterValue: TypeAlias = str | int | float | bool
 """A KServe v2 ``$parameters`` value."""
 
 
@@ -83,7 +83,7 @@ class EncodedBody:
     body without binary framing.
     """
 
-    body: bytes | tuple[Buffer, ...]
+    body: bytes | tuple[bytes | memoryview, ...]
     headers: Mapping[str, str]
     content_type: str
     json_header_length: int | None = None
