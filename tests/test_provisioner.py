@@ -130,3 +130,15 @@ def test_expiry_tag_follows_the_ttl() -> None:
     assert desired.tags["managed-by"] == "endpointkit"
     assert desired.tags["endpointkit-expires-at"].endswith("Z")
     assert "endpointkit-expires-at" not in MemoryAdapter().desired(make_spec().deployment()).tags
+
+
+def test_a_name_taken_by_someone_else_is_never_rolled_back() -> None:
+    from endpointkit.errors import ConflictError
+
+    cloud = MemoryCloud()
+    adapter = MemoryAdapter(cloud=cloud)
+    adapter.fail("create", "endpoint", ConflictError("demo exists and is not managed by endpointkit"))
+    with pytest.raises(ConflictError):
+        ek.apply(make_spec(), adapter=adapter)
+    deleted = [kind for op, kind, _ in adapter.mutating_calls if op == "delete"]
+    assert deleted == ["endpoint_config", "model"]

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from datetime import datetime, timezone
+from typing import Any, Literal
 
 from endpointkit._wait import Progress, ProgressEvent
 from endpointkit.adapters.base import (
+    EXPIRES_AT_TAG,
+    MANAGED_BY_TAG,
+    MANAGED_BY_VALUE,
+    SPEC_HASH_TAG,
     Capability,
     DesiredState,
     EndpointState,
@@ -23,12 +28,12 @@ from endpointkit.adapters.base import (
     VariantState,
 )
 from endpointkit.adapters.naming import content_name, managed_tags
-from endpointkit.errors import NotFoundError, ProviderError
+from endpointkit.errors import ConflictError, NotFoundError, ProviderError
 from endpointkit.spec import Deployment
 
 __all__ = ["MemoryAdapter", "MemoryCloud"]
 
-READ_OPERATIONS = frozenset({"read", "status", "desired", "limitations"})
+READ_OPERATIONS = frozenset({"read", "status", "desired", "limitations", "list"})
 
 
 @dataclass
@@ -40,12 +45,13 @@ class MemoryCloud:
     )
     endpoint_status: dict[str, EndpointStatus] = field(default_factory=dict)
     endpoint_reason: dict[str, str] = field(default_factory=dict)
+    endpoint_tags: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 class MemoryAdapter:
     """A target that lives in a dict. Supports every capability unless told otherwise (``unsupported``)."""
 
-    kind: ClassVar[str] = "memory"
+    kind: str = "memory"
     payload_protocol: Literal["triton", "sagemaker"] = "triton"
 
     def __init__(
@@ -97,7 +103,9 @@ class MemoryAdapter:
         config_content = {"model": model.name, "variants": variants}
         config = Resource("endpoint_config", content_name(spec.name, config_content), config_content)
         endpoint = Resource("endpoint", spec.name, {"config": config.name})
-        return DesiredState(spec.name, deployment.spec_hash(), model, config, endpoint, managed_tags(deployment))
+        return DesiredState(
+            spec.name, deployment.spec_hash(), model, config, endpoint, managed_tags(deployment)
+        )
 
     def read(self, deployment: Deployment, desired: DesiredState) -> ObservedState:
         self.calls.append(("read", "endpoint", deployment.name))
@@ -118,6 +126,7 @@ class MemoryAdapter:
         self.cloud.resources[resource.kind][resource.name] = resource
         if resource.kind == "endpoint":
             self.cloud.endpoint_status[resource.name] = EndpointStatus.IN_SERVICE
+            self.cloud.endpoint_tags[resource.name] = managed_tags(deployment)
             if progress is not None:
                 progress(ProgressEvent(resource.name, "IN_SERVICE", 0.0, deployment.spec.timeouts.create))
 
@@ -126,26 +135,66 @@ class MemoryAdapter:
     ) -> None:
         self._record("update", "endpoint", desired.endpoint.name)
         if desired.endpoint.name not in self.cloud.resources["endpoint"]:
-            raise NotFoundError(f"endpoint {desired.endpoint.name} does not exist", provider="memory", operation="update")
+            raise NotFoundError(
+                f"endpoint {desired.endpoint.name} does not exist", provider="memory", operation="update"
+            )
         self.cloud.resources["endpoint"][desired.endpoint.name] = desired.endpoint
+        self.cloud.endpoint_tags[desired.endpoint.name] = dict(desired.tags)
 
     def delete(
         self, deployment: Deployment, kind: ResourceKind, name: str, *, progress: Progress | None = None
     ) -> None:
         self._record("delete", kind, name)
-        self.cloud.resources[kind].pop(name, None)
         if kind == "endpoint":
-            self.cloud.endpoint_status.pop(name, None)
-            self.cloud.endpoint_reason.pop(name, None)
+            self._forget_endpoint(name)
+        else:
+            self.cloud.resources[kind].pop(name, None)
 
     def status(self, deployment: Deployment) -> EndpointState:
         self.calls.append(("status", "endpoint", deployment.name))
         return self._state(deployment.name)
 
+    def list_endpoints(self) -> list[EndpointState]:
+        """Every endpoint tagged ``managed-by=endpointkit``, with its expiry; one recorded ``list`` call."""
+        self.calls.append(("list", "endpoint", "*"))
+        return [
+            self._state(name)
+            for name in sorted(self.cloud.resources["endpoint"])
+            if self.cloud.endpoint_tags.get(name, {}).get(MANAGED_BY_TAG) == MANAGED_BY_VALUE
+        ]
+
+    def destroy_by_state(self, state: EndpointState, *, progress: Progress | None = None) -> None:
+        """Delete the endpoint, then the config and model it uses. Idempotent; refuses unmanaged endpoints."""
+        endpoint = self.cloud.resources["endpoint"].get(state.name)
+        if endpoint is None:
+            return
+        if self.cloud.endpoint_tags.get(state.name, {}).get(MANAGED_BY_TAG) != MANAGED_BY_VALUE:
+            raise ConflictError(
+                f"endpoint {state.name} is not managed by endpointkit", provider="memory", operation="delete"
+            )
+        config = self.cloud.resources["endpoint_config"].get(endpoint.properties["config"])
+        self._record("delete", "endpoint", state.name)
+        self._forget_endpoint(state.name)
+        if config is not None:
+            self._record("delete", "endpoint_config", config.name)
+            self.cloud.resources["endpoint_config"].pop(config.name, None)
+            model = config.properties.get("model")
+            if model is not None and model in self.cloud.resources["model"]:
+                self._record("delete", "model", model)
+                self.cloud.resources["model"].pop(model, None)
+
+    def _forget_endpoint(self, name: str) -> None:
+        self.cloud.resources["endpoint"].pop(name, None)
+        self.cloud.endpoint_status.pop(name, None)
+        self.cloud.endpoint_reason.pop(name, None)
+        self.cloud.endpoint_tags.pop(name, None)
+
     def _state(self, name: str) -> EndpointState:
         endpoint = self.cloud.resources["endpoint"].get(name)
         if endpoint is None:
             return EndpointState(name, self.target_name, self.kind, EndpointStatus.NOT_FOUND)
+        tags = self.cloud.endpoint_tags.get(name, {})
+        expires = tags.get(EXPIRES_AT_TAG)
         config = self.cloud.resources["endpoint_config"].get(endpoint.properties["config"])
         variants = tuple(
             VariantState(v["name"], v.get("instance_type"), v["instance_count"], v["weight"])
@@ -159,13 +208,15 @@ class MemoryAdapter:
             url=f"memory://{name}",
             variants=variants,
             reason=self.cloud.endpoint_reason.get(name),
+            spec_hash=tags.get(SPEC_HASH_TAG),
+            expires_at=_parse_expiry(expires) if expires else None,
             extra={"config": endpoint.properties["config"]},
         )
 
     def invoke(
         self,
         state: EndpointState,
-        body: bytes | Sequence[bytes | memoryview],
+        body: bytes | Sequence[bytes | bytearray | memoryview],
         headers: Mapping[str, str],
         *,
         model: str | None = None,
@@ -174,12 +225,20 @@ class MemoryAdapter:
         """Answer with ``responder(body, headers)``; without one, an error like Triton's for a missing model."""
         self.calls.append(("invoke", "endpoint", state.name))
         if state.name not in self.cloud.resources["endpoint"]:
-            raise NotFoundError(f"endpoint {state.name} does not exist", provider="memory", operation="invoke")
+            raise NotFoundError(
+                f"endpoint {state.name} does not exist", provider="memory", operation="invoke"
+            )
         joined = body if isinstance(body, bytes) else b"".join(bytes(part) for part in body)
         if self.responder is None:
-            raise ProviderError("the memory target has no model to run", provider="memory", operation="invoke")
+            raise ProviderError(
+                "the memory target has no model to run", provider="memory", operation="invoke"
+            )
         response: RawResponse = self.responder(joined, dict(headers))
         return response
 
     def close(self) -> None:
         return None
+
+
+def _parse_expiry(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)

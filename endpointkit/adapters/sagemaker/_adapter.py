@@ -1,0 +1,570 @@
+"""SageMakerAdapter: a Triton model repository as a SageMaker Model, EndpointConfig and Endpoint."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from endpointkit._wait import Progress
+from endpointkit.adapters._sagemaker_images import DEFAULT_TRITON_TAG
+from endpointkit.adapters.base import (
+    EXPIRES_AT_TAG,
+    SPEC_HASH_TAG,
+    Adapter,
+    Capability,
+    DesiredState,
+    EndpointState,
+    ObservedState,
+    RawResponse,
+    Resource,
+    ResourceKind,
+)
+from endpointkit.adapters.naming import managed_tags
+from endpointkit.adapters.sagemaker import _desired
+from endpointkit.adapters.sagemaker._api import SageMakerApi
+from endpointkit.adapters.sagemaker._artifacts import ArtifactStore
+from endpointkit.adapters.sagemaker._autoscaling import Autoscaler
+from endpointkit.adapters.sagemaker._clients import ClientFactory, make_client_factory
+from endpointkit.adapters.sagemaker._errors import Caller
+from endpointkit.adapters.sagemaker._invoke import invoke_endpoint
+from endpointkit.adapters.sagemaker._state import (
+    MOVING,
+    Description,
+    EndpointWaiter,
+    tag_list,
+)
+from endpointkit.errors import CapacityError, ConflictError, NotFoundError, ProviderError
+from endpointkit.modelrepo import load_repository
+from endpointkit.payloads import SAGEMAKER_REALTIME_LIMIT, SAGEMAKER_SERVERLESS_LIMIT
+from endpointkit.spec import Deployment, SageMakerTarget
+
+__all__ = ["FALLBACK_TAG", "SageMakerAdapter"]
+
+logger = logging.getLogger("endpointkit.sagemaker")
+
+FALLBACK_TAG = "endpointkit-instance-type-fallback"
+"""Tag on an endpoint config that was recreated with a fallback instance type after a capacity error."""
+Attempt = Callable[[int, tuple[str, ...]], None]
+
+
+class SageMakerAdapter:
+    """Deploys a Triton model repository on Amazon SageMaker real-time, serverless or asynchronous hosting.
+
+    Resources: a Model (the ``sagemaker-tritonserver`` image with the packaged repository from S3), an
+    EndpointConfig (one production variant per spec variant) and the Endpoint. Models and configs are named
+    ``NAME-HASH8`` after their content, so a re-apply finds them; everything is tagged ``managed-by=endpointkit``.
+
+    Args:
+        target: the spec's SageMaker target section (None when built from an EndpointState to invoke).
+        target_name: the target's name in the spec.
+        region: the AWS region (default: the target's).
+        client_factory: builds a boto3 client for a service name (default: from the AWS environment).
+        session: a boto3 session for the default client factory.
+        purge_artifacts: delete a model's S3 archive with the model (``--purge-artifacts``); kept by default.
+        target_variant: the production variant ``invoke`` sends to (SageMaker ``TargetVariant``).
+        image_tag: the ``sagemaker-tritonserver`` tag used when the spec sets no ``model.image``.
+        serverless: whether the endpoint is serverless (for the request size limit; default: from the target).
+        sleep, clock: injectable time, for waits and retry backoff.
+        retry_attempts, retry_seconds: bounds of the retries of one AWS call.
+        transfer_config: a ``boto3.s3.transfer.TransferConfig`` for the artifact upload.
+    """
+
+    kind: str = "sagemaker"
+    payload_protocol: Literal["triton", "sagemaker"] = "sagemaker"
+
+    def __init__(
+        self,
+        target: SageMakerTarget | None = None,
+        *,
+        target_name: str = "sagemaker",
+        region: str | None = None,
+        client_factory: ClientFactory | None = None,
+        session: Any = None,
+        purge_artifacts: bool = False,
+        target_variant: str | None = None,
+        image_tag: str = DEFAULT_TRITON_TAG,
+        serverless: bool | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        retry_attempts: int = 8,
+        retry_seconds: float = 120.0,
+        transfer_config: Any = None,
+    ) -> None:
+        resolved_region = region or (target.region if target is not None else None)
+        if not resolved_region:
+            raise ValueError("SageMakerAdapter needs a target or a region")
+        self.target = target
+        self.target_name = target_name
+        self.region: str = resolved_region
+        self.purge_artifacts = purge_artifacts
+        self.target_variant = target_variant
+        self.image_tag = image_tag
+        is_serverless = (
+            serverless if serverless is not None else bool(target is not None and target.serverless)
+        )
+        #: read by invoke_endpoint before any call: InvokeEndpoint's body limit (6 MiB, serverless 4 MB)
+        self.max_request_bytes = SAGEMAKER_SERVERLESS_LIMIT if is_serverless else SAGEMAKER_REALTIME_LIMIT
+        self._clock = clock
+        self._session = session
+        caller = Caller(max_attempts=retry_attempts, max_seconds=retry_seconds, sleep=sleep)
+        self._api = SageMakerApi(self.region, caller, factory=client_factory, session=session)
+        self._repositories: dict[tuple[str, str | None], tuple[str | None, str | None]] = {}
+        self._artifacts = ArtifactStore(
+            lambda: self._api.client("s3"), caller, transfer_config=transfer_config
+        )
+        self._autoscaler = Autoscaler(lambda: self._api.client("application-autoscaling"), caller)
+        self._waiter = EndpointWaiter(
+            lambda name: self._api.describe("endpoint", name), self._state, sleep=sleep, clock=clock
+        )
+
+    @classmethod
+    def from_state(cls, state: EndpointState, **options: Any) -> SageMakerAdapter:
+        """An adapter that can invoke the endpoint ``state`` describes (no spec needed)."""
+        options.setdefault("region", state.region)
+        options.setdefault("serverless", state.extra.get("mode") == "serverless")
+        return cls(None, target_name=state.target, **options)
+
+    def _state(self, name: str, description: Description | None) -> EndpointState:
+        return self._api.state(name, description, target_name=self.target_name)
+
+    # ------------------------------------------------------------------------------------------------ planning
+    def limitations(self, deployment: Deployment) -> Mapping[Capability, str]:
+        """What SageMaker hosting cannot do for ``deployment``: FPGA and multi-model always; GPU, Inferentia and
+        autoscaling with serverless. KEY_AUTH is supported: IAM (SigV4) authenticates every call. No cloud call."""
+        return _desired.limitations(deployment)
+
+    def _repository_facts(self, deployment: Deployment) -> tuple[str | None, str | None]:
+        """(package sha256, default model) of a local repository; (None, default_model) for an s3:// archive."""
+        repository, explicit = deployment.repository, deployment.spec.model.default_model
+        key = (repository, explicit)
+        if key not in self._repositories:
+            if "://" in repository:
+                self._repositories[key] = (None, explicit)
+            else:
+                loaded = load_repository(repository)
+                self._repositories[key] = (loaded.content_hash(), loaded.default_model(explicit))
+        return self._repositories[key]
+
+    def desired(self, deployment: Deployment) -> DesiredState:
+        """Model, config and endpoint with their ``NAME-HASH8`` names and contents. No cloud call.
+
+        Raises:
+            SpecError: the name, an instance type or fallback, the repository or the region is not usable on
+                SageMaker; the message names the field and the nearest valid choices.
+        """
+        _desired.validate(deployment)
+        target = _desired.sagemaker_target(deployment)
+        content_hash, default_model = self._repository_facts(deployment)
+        plan = _desired.model_plan(
+            deployment, content_hash=content_hash, default_model=default_model, image_tag=self.image_tag
+        )
+        model_properties = {
+            **plan.content,
+            "repository": plan.repository,
+            "content_hash": content_hash,
+            "default_model": default_model,
+        }
+        content = _desired.config_content(deployment, plan.name)
+        config_name = _desired.config_name(deployment, content)
+        fallbacks = list(target.instance_type_fallbacks)
+        return DesiredState(
+            deployment.name,
+            deployment.spec_hash(),
+            Resource("model", plan.name, model_properties),
+            Resource("endpoint_config", config_name, {**content, "instance_type_fallbacks": fallbacks}),
+            Resource("endpoint", deployment.name, {"config": config_name, "region": target.region}),
+            managed_tags(deployment),
+        )
+
+    def read(self, deployment: Deployment, desired: DesiredState) -> ObservedState:
+        """The endpoint, the config and model it runs, and which desired resources exist. Read-only.
+
+        An unchanged endpoint costs DescribeEndpoint, ListTags and DescribeEndpointConfig.
+
+        Raises:
+            ConflictError: an endpoint of that name exists and is not managed by endpointkit.
+        """
+        description = self._api.describe("endpoint", deployment.name)
+        existing: set[tuple[ResourceKind, str]] = set()
+        model: Resource | None = None
+        config: Resource | None = None
+        if description is not None:
+            if not self._api.is_managed(description):
+                raise ConflictError(
+                    f"endpoint {deployment.name} exists in {self.region} and is not managed by endpointkit (it has "
+                    "no managed-by=endpointkit tag): change the spec's name, or delete or tag that endpoint",
+                    provider="sagemaker",
+                    operation="read",
+                    code="NotManaged",
+                )
+            config_name = description.get("EndpointConfigName")
+            if config_name:
+                config_description = self._api.describe("endpoint_config", config_name) or {}
+                variants = config_description.get("ProductionVariants", [])
+                config = Resource("endpoint_config", config_name, {"variants": variants})
+                model_name = variants[0].get("ModelName") if variants else None
+                model = Resource("model", model_name, {}) if model_name else None
+                # The config is named after its content, which names the model: no need to describe them again.
+                if config_name == desired.config.name and config_description:
+                    existing.add(("endpoint_config", config_name))
+                    if model_name == desired.model.name:
+                        existing.add(("model", model_name))
+        for resource in (desired.model, desired.config):
+            if (resource.kind, resource.name) not in existing and self._api.describe(
+                resource.kind, resource.name
+            ):
+                existing.add((resource.kind, resource.name))
+        return ObservedState(self._state(deployment.name, description), model, config, frozenset(existing))
+
+    def status(self, deployment: Deployment) -> EndpointState:
+        """The endpoint's state (NOT_FOUND when it does not exist). Read-only."""
+        description = self._api.describe("endpoint", deployment.name)
+        if description is not None:
+            self._api.endpoint_tags(description)
+            if description.get("EndpointConfigName"):
+                self._api.describe("endpoint_config", description["EndpointConfigName"])
+        return self._state(deployment.name, description)
+
+    # ------------------------------------------------------------------------------------------------ create
+    def create(self, deployment: Deployment, resource: Resource, *, progress: Progress | None = None) -> None:
+        """Create a model (uploading the packaged repository first), a config, or the endpoint.
+
+        Creating the endpoint waits until it is InService (bounded by ``timeouts.create``), trying each of
+        ``instance_type_fallbacks`` in order when SageMaker has no capacity, then registers autoscaling.
+        Something that already exists under the name is adopted when tagged ``managed-by=endpointkit``.
+
+        Raises:
+            ConflictError: the name is taken by a resource endpointkit does not manage.
+            CapacityError: no capacity for the instance type nor any fallback; names every type tried.
+            QuotaError, ProviderError: SageMaker refused, or the endpoint went Failed (with its FailureReason).
+            ProvisionTimeout: not InService within ``timeouts.create``; carries the last state.
+        """
+        if resource.kind == "model":
+            self._create_model(deployment, resource)
+        elif resource.kind == "endpoint_config":
+            self._create_config(deployment, resource.name, resource.properties)
+        else:
+            self._create_endpoint(deployment, resource, progress)
+
+    def _create_model(self, deployment: Deployment, resource: Resource) -> None:
+        properties = resource.properties
+        url = properties["model_data_url"]
+        if properties.get("content_hash"):
+            self._artifacts.ensure_uploaded(
+                properties["repository"], url, properties["content_hash"], deployment.name
+            )
+        else:
+            self._artifacts.check_exists(url)
+        container = {
+            "Image": properties["image"],
+            "ModelDataUrl": url,
+            "Environment": dict(properties["environment"]),
+        }
+        params: dict[str, Any] = {
+            "ModelName": resource.name,
+            "PrimaryContainer": container,
+            "ExecutionRoleArn": properties["execution_role_arn"],
+            "Tags": tag_list(managed_tags(deployment)),
+        }
+        if properties.get("vpc"):
+            params["VpcConfig"] = dict(properties["vpc"])
+        self._api.create_or_adopt("model", resource.name, "create_model", **params)
+
+    def _create_config(
+        self,
+        deployment: Deployment,
+        name: str,
+        content: Mapping[str, Any],
+        *,
+        instance_type: str | None = None,
+    ) -> None:
+        tags = managed_tags(deployment)
+        if instance_type is not None:
+            tags[FALLBACK_TAG] = instance_type
+        params: dict[str, Any] = {
+            "EndpointConfigName": name,
+            "ProductionVariants": _desired.production_variants(content, instance_type=instance_type),
+            "Tags": tag_list(tags),
+        }
+        async_config = _desired.async_inference_config(content)
+        if async_config is not None:
+            params["AsyncInferenceConfig"] = async_config
+        self._api.forget_config(name)
+        self._api.create_or_adopt(
+            "endpoint_config", name, "create_endpoint_config", instance_type=instance_type, **params
+        )
+
+    def _with_fallbacks(
+        self, deployment: Deployment, config_name: str, content: Mapping[str, Any], attempt: Attempt
+    ) -> None:
+        """Run ``attempt``; on CapacityError recreate the config with the next fallback type and run it again."""
+        primary = tuple(
+            dict.fromkeys(v["instance_type"] for v in content["variants"] if "instance_type" in v)
+        )
+        fallbacks = _desired.sagemaker_target(deployment).instance_type_fallbacks if primary else []
+        attempts: list[tuple[str | None, tuple[str, ...]]] = [(None, primary)]
+        attempts += [(fallback, (fallback,)) for fallback in fallbacks if fallback not in primary]
+        tried: list[str] = []
+        for index, (fallback, types) in enumerate(attempts):
+            tried += [name for name in types if name not in tried]
+            if fallback is not None:
+                # The config is in use by no endpoint (the create failed, or the update rolled back), so it is
+                # replaced under the same name: the name stands for these variants with this fallback policy.
+                self._api.delete_config(config_name)
+                self._create_config(deployment, config_name, content, instance_type=fallback)
+            try:
+                attempt(index, types)
+                return
+            except CapacityError as exc:
+                if index == len(attempts) - 1:
+                    raise CapacityError(
+                        f"no SageMaker capacity in {self.region} for any of {', '.join(tried)}: {exc}; add types to "
+                        f"targets.{deployment.target_name}.instance_type_fallbacks, try another region, or retry later",
+                        provider="sagemaker",
+                        operation=exc.operation,
+                        code=exc.code,
+                        details={**exc.details, "instance_types": tried},
+                    ) from exc
+                logger.warning(
+                    "no capacity for %s (%s); trying %s next", ", ".join(types), exc, attempts[index + 1][0]
+                )
+
+    def _create_endpoint(self, deployment: Deployment, resource: Resource, progress: Progress | None) -> None:
+        name, config_name = resource.name, resource.properties["config"]
+        content = self.desired(deployment).config.properties
+        deadline = self._clock() + deployment.spec.timeouts.create
+
+        def attempt(index: int, types: tuple[str, ...]) -> None:
+            if index > 0:  # the endpoint of the failed attempt must go before the name can be used again
+                self._delete_endpoint(deployment, name, progress)
+            try:
+                adopted = self._api.create_or_adopt(
+                    "endpoint",
+                    name,
+                    "create_endpoint",
+                    instance_type=types[0] if types else None,
+                    EndpointName=name,
+                    EndpointConfigName=config_name,
+                    Tags=tag_list(managed_tags(deployment)),
+                )
+            finally:
+                self._api.forget_endpoint(name)
+            current = self._api.describe("endpoint", name) if adopted else None
+            if current is not None and current.get("EndpointConfigName") != config_name:
+                # Another run created it on an older config: move it to this one.
+                self._api.call(
+                    "update_endpoint", f"endpoint {name}", EndpointName=name, EndpointConfigName=config_name
+                )
+            self._waiter.serving(
+                name,
+                config_name,
+                operation="create",
+                instance_types=types,
+                deadline=deadline,
+                progress=progress,
+            )
+
+        self._with_fallbacks(deployment, config_name, content, attempt)
+        if content.get("autoscaling"):
+            self._autoscaler.register(name, [v["name"] for v in content["variants"]], content["autoscaling"])
+
+    # ------------------------------------------------------------------------------------------------ update
+    def update_endpoint(
+        self, deployment: Deployment, desired: DesiredState, *, progress: Progress | None = None
+    ) -> None:
+        """Move the endpoint to ``desired.config`` blue/green and wait until it serves on it.
+
+        The old config keeps serving until the new fleet is InService (SageMaker's default blue/green
+        deployment). Variants whose instance type changes are deregistered from autoscaling first (SageMaker
+        refuses such an update otherwise) and registered again after; on failure the old registrations are
+        restored. Capacity errors try ``instance_type_fallbacks`` as create does.
+
+        Raises:
+            NotFoundError: the endpoint does not exist.
+            CapacityError, QuotaError, ProviderError: the update failed; the old config is still serving.
+            ProvisionTimeout: not done within ``timeouts.update``.
+        """
+        name, config_name = desired.endpoint.name, desired.config.name
+        content = desired.config.properties
+        deadline = self._clock() + deployment.spec.timeouts.update
+        current = self._api.describe("endpoint", name)
+        if current is None:
+            raise NotFoundError(
+                f"endpoint {name} does not exist in {self.region}", provider="sagemaker", operation="update"
+            )
+        if current.get("EndpointStatus") in MOVING:  # SageMaker refuses an update while another change runs
+            current = (
+                self._waiter.wait(
+                    name,
+                    first_status=str(current["EndpointStatus"]),
+                    done=lambda d: d is not None and d.get("EndpointStatus") == "InService",
+                    timeout=deadline - self._clock(),
+                    progress=progress,
+                )
+                or current
+            )
+        old_config = self._api.describe("endpoint_config", current.get("EndpointConfigName", "")) or {}
+        old_types = {
+            v["VariantName"]: v.get("InstanceType") for v in old_config.get("ProductionVariants", [])
+        }
+        snapshot: list[tuple[str, dict[str, Any]]] = []
+
+        def attempt(index: int, types: tuple[str, ...]) -> None:
+            fallback = types[0] if index > 0 else None
+            new_types = {v["name"]: fallback or v.get("instance_type") for v in content["variants"]}
+            moved = [variant for variant, old in old_types.items() if new_types.get(variant) != old]
+            snapshot.extend(self._autoscaler.deregister_with_snapshot(name, moved))
+            self._api.call(
+                "update_endpoint",
+                f"endpoint {name}",
+                instance_type=types[0] if types else None,
+                EndpointName=name,
+                EndpointConfigName=config_name,
+            )
+            self._api.forget_endpoint(name)
+            self._waiter.serving(
+                name,
+                config_name,
+                operation="update",
+                instance_types=types,
+                deadline=deadline,
+                progress=progress,
+            )
+
+        try:
+            self._with_fallbacks(deployment, config_name, content, attempt)
+        except BaseException:
+            self._autoscaler.restore(name, snapshot)
+            raise
+        tags = {key: value for key, value in desired.tags.items() if key in (SPEC_HASH_TAG, EXPIRES_AT_TAG)}
+        self._api.call(
+            "add_tags", f"endpoint {name}", ResourceArn=current["EndpointArn"], Tags=tag_list(tags)
+        )
+        variants = [v["name"] for v in content["variants"]]
+        if content.get("autoscaling"):
+            self._autoscaler.register(name, variants, content["autoscaling"])
+        else:
+            self._autoscaler.deregister(name, variants)
+
+    # ------------------------------------------------------------------------------------------------ delete
+    def delete(
+        self, deployment: Deployment, kind: ResourceKind, name: str, *, progress: Progress | None = None
+    ) -> None:
+        """Delete a model, config or endpoint; succeeds when it is already gone.
+
+        Deleting the endpoint deregisters its autoscaling and waits until it is gone (bounded by
+        ``timeouts.delete``). Deleting a model keeps its S3 archive unless ``purge_artifacts`` is set.
+        """
+        if (kind, name) in self._api.foreign:
+            logger.warning("not deleting %s %s: it is not managed by endpointkit", kind, name)
+        elif kind == "endpoint":
+            self._delete_endpoint(deployment, name, progress)
+        elif kind == "endpoint_config":
+            self._api.delete_config(name)
+        else:
+            self._delete_model(deployment, name)
+
+    def _delete_model(self, deployment: Deployment, name: str) -> None:
+        url: str | None = None
+        if self.purge_artifacts:
+            url = (self._api.describe("model", name) or {}).get("PrimaryContainer", {}).get("ModelDataUrl")
+        try:
+            self._api.call("delete_model", f"model {name}", ModelName=name)
+        except NotFoundError:
+            logger.debug("model %s is already gone", name)
+        if url and self._owns_artifact(deployment, name, url):
+            self._artifacts.delete(url)
+
+    def _owns_artifact(self, deployment: Deployment, model_name: str, url: str) -> bool:
+        ours = _desired.artifact_url(_desired.sagemaker_target(deployment), deployment.name, "")
+        if not url.startswith(ours.removesuffix("-/model.tar.gz") + "-"):
+            return False  # an archive the user gave (model.repository: s3://...) is never deleted
+        desired = self.desired(deployment)
+        # An update replaces the model but may keep its archive (only the environment changed): keep it then.
+        return model_name == desired.model.name or url != desired.model.properties["model_data_url"]
+
+    def _delete_endpoint(self, deployment: Deployment, name: str, progress: Progress | None) -> None:
+        description = self._api.describe("endpoint", name)
+        if description is None:
+            self._api.forget_endpoint(name)
+            return
+        if not self._api.is_managed(description):
+            raise ConflictError(
+                f"endpoint {name} in {self.region} is not managed by endpointkit (no managed-by=endpointkit tag): "
+                "not deleting it",
+                provider="sagemaker",
+                operation="delete_endpoint",
+                code="NotManaged",
+            )
+        self._api.forget_endpoint(name)
+        self._autoscaler.deregister(
+            name, [v["VariantName"] for v in description.get("ProductionVariants", [])]
+        )
+        timeout = deployment.spec.timeouts.delete
+        status = str(description.get("EndpointStatus"))
+        if status != "Deleting":
+            try:
+                self._api.call("delete_endpoint", f"endpoint {name}", EndpointName=name)
+            except NotFoundError:
+                return
+            except ProviderError:
+                if status not in MOVING:
+                    raise
+                # Refused while it is still changing: let it settle (bounded like the rest), then delete.
+                self._waiter.wait(
+                    name,
+                    first_status=status,
+                    done=lambda d: d is None or d.get("EndpointStatus") not in MOVING,
+                    timeout=timeout,
+                    progress=progress,
+                )
+                try:
+                    self._api.call("delete_endpoint", f"endpoint {name}", EndpointName=name)
+                except NotFoundError:
+                    return
+        self._waiter.wait(
+            name, first_status="Deleting", done=lambda d: d is None, timeout=timeout, progress=progress
+        )
+
+    # ------------------------------------------------------------------------------------------------ invoke
+    def _runtime(self, timeout: float | None) -> Any:
+        if timeout is None or self._api.has_factory:
+            return self._api.client("sagemaker-runtime")  # a given factory decides its clients' timeouts
+        factory = make_client_factory(self.region, session=self._session, read_timeout=timeout)
+        return self._api.extra_client(f"sagemaker-runtime:{timeout:g}", factory, "sagemaker-runtime")
+
+    def invoke(
+        self,
+        state: EndpointState,
+        body: bytes | Sequence[bytes | bytearray | memoryview],
+        headers: Mapping[str, str],
+        *,
+        model: str | None = None,
+        timeout: float | None = None,
+    ) -> RawResponse:
+        """Send one encoded request through ``sagemaker-runtime`` InvokeEndpoint (``TargetVariant`` if set).
+
+        Raises:
+            UnsupportedCapabilityError: ``model`` names a model (a SageMaker endpoint serves its default model),
+                or the endpoint is asynchronous.
+            ProviderError: the container answered an error (ModelError), with Triton's status and message.
+        """
+        return invoke_endpoint(
+            self._api.caller,
+            self._runtime(timeout),
+            state,
+            body,
+            headers,
+            model=model,
+            target_variant=self.target_variant,
+        )
+
+    def close(self) -> None:
+        """Close every client's connections. The adapter can be used again: clients are rebuilt on demand."""
+        self._api.close()
+
+
+if TYPE_CHECKING:
+    _conforms: type[Adapter] = SageMakerAdapter  # mypy checks the adapter against the Protocol here

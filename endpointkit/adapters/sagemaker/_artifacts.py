@@ -1,0 +1,136 @@
+"""The model artifact in S3: package a local repository, upload it once, check a given archive, purge on request."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from endpointkit._lazy import require
+from endpointkit.adapters.base import MANAGED_BY_TAG, MANAGED_BY_VALUE
+from endpointkit.adapters.sagemaker._errors import Caller
+from endpointkit.errors import NotFoundError
+from endpointkit.modelrepo import package_repository
+
+__all__ = ["ArtifactStore", "parse_s3_url"]
+
+logger = logging.getLogger("endpointkit.sagemaker")
+
+SHA256_METADATA = "sha256"
+"""User metadata key (``x-amz-meta-sha256``) holding the archive's sha256: an object that has it is complete."""
+
+# Multipart above 64 MiB, in 16 MiB parts, 8 in flight: boto3's TransferConfig (s3transfer) does the rest.
+_MULTIPART_THRESHOLD = 64 * 1024 * 1024
+_MULTIPART_CHUNK = 16 * 1024 * 1024
+_CONCURRENCY = 8
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``(bucket, key)`` of ``s3://bucket/key``."""
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+class ArtifactStore:
+    """Puts model archives in S3 through one S3 client, with the adapter's error mapping and retries."""
+
+    def __init__(self, s3: Callable[[], Any], caller: Caller, *, transfer_config: Any = None) -> None:
+        self._s3 = s3
+        self._caller = caller
+        self._transfer_config = transfer_config
+
+    def _transfer(self) -> Any:
+        if self._transfer_config is None:
+            transfer = require("boto3.s3.transfer", extra="sagemaker")
+            self._transfer_config = transfer.TransferConfig(
+                multipart_threshold=_MULTIPART_THRESHOLD,
+                multipart_chunksize=_MULTIPART_CHUNK,
+                max_concurrency=_CONCURRENCY,
+            )
+        return self._transfer_config
+
+    def head(self, url: str) -> dict[str, Any] | None:
+        """The object's HEAD response, or None when there is no such object."""
+        bucket, key = parse_s3_url(url)
+        try:
+            response: dict[str, Any] = self._caller.call(
+                self._s3(), "head_object", url, Bucket=bucket, Key=key
+            )
+        except NotFoundError:
+            return None
+        return response
+
+    def check_exists(self, url: str) -> None:
+        """HEAD a given archive.
+
+        Raises:
+            NotFoundError: no object at ``url``; the message says what to do.
+        """
+        if self.head(url) is None:
+            raise NotFoundError(
+                f"model.repository {url} does not exist (S3 HEAD answered 404): upload the archive there, or "
+                "point model.repository at a local model repository folder for endpointkit to package",
+                provider="sagemaker",
+                operation="head_object",
+                code="404",
+            )
+
+    def ensure_uploaded(self, repository: str, url: str, sha256: str, endpoint: str) -> bool:
+        """Package ``repository`` and upload it to ``url`` unless an object with that sha256 is already there.
+
+        Returns:
+            Whether an upload happened.
+        """
+        existing = self.head(url)
+        if existing is not None and existing.get("Metadata", {}).get(SHA256_METADATA) == sha256:
+            logger.info("model artifact %s is already uploaded (sha256 %s)", url, sha256[:12])
+            return False
+        with tempfile.TemporaryDirectory(prefix="endpointkit-") as folder:
+            packaged = package_repository(repository, Path(folder) / "model.tar.gz")
+            if packaged.sha256 != sha256:
+                logger.warning(
+                    "model repository %s changed since it was planned (sha256 %s, now %s); uploading what is there now",
+                    repository,
+                    sha256[:12],
+                    packaged.sha256[:12],
+                )
+            self._upload(
+                packaged.path, url, packaged.sha256, packaged.size, {"endpointkit-endpoint": endpoint}
+            )
+        return True
+
+    def _upload(self, path: Path, url: str, sha256: str, size: int, tags: Mapping[str, str]) -> None:
+        bucket, key = parse_s3_url(url)
+        extra = {
+            "Metadata": {SHA256_METADATA: sha256},
+            "ContentType": "application/gzip",
+            "Tagging": urlencode({MANAGED_BY_TAG: MANAGED_BY_VALUE, **tags}),
+        }
+        logger.info("uploading model artifact %s (%d bytes)", url, size)
+        client = self._s3()
+        config = self._transfer()
+        try:
+            self._caller.run(
+                lambda: client.upload_file(str(path), bucket, key, ExtraArgs=extra, Config=config),
+                "upload_file",
+                url,
+            )
+        except NotFoundError as exc:
+            raise NotFoundError(
+                f"cannot upload the model archive: {exc}; create the bucket {bucket} in the target's region or "
+                "point the target's bucket at an existing one",
+                provider="sagemaker",
+                operation="upload_file",
+                code=exc.code,
+            ) from exc
+
+    def delete(self, url: str) -> None:
+        """Delete the object at ``url``; nothing happens when it is already gone."""
+        bucket, key = parse_s3_url(url)
+        try:
+            self._caller.call(self._s3(), "delete_object", url, Bucket=bucket, Key=key)
+        except NotFoundError:
+            return

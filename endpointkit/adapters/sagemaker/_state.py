@@ -1,0 +1,204 @@
+"""SageMaker's endpoint vocabulary mapped into endpointkit's, and the waits on an endpoint's status."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from endpointkit._wait import Progress, wait_for
+from endpointkit.adapters.base import (
+    EXPIRES_AT_TAG,
+    SPEC_HASH_TAG,
+    EndpointState,
+    EndpointStatus,
+    VariantState,
+)
+from endpointkit.adapters.sagemaker._errors import error_from_failure_reason
+
+__all__ = ["FAILED", "MOVING", "STATUS_MAP", "Description", "EndpointWaiter", "endpoint_state", "tag_list"]
+
+Description = dict[str, Any]
+"""A DescribeEndpoint / DescribeEndpointConfig / DescribeModel answer."""
+
+# EndpointStatus enum of botocore's sagemaker service-2.json; meanings in API_DescribeEndpoint.
+STATUS_MAP: Mapping[str, EndpointStatus] = {
+    "Creating": EndpointStatus.CREATING,
+    "Updating": EndpointStatus.UPDATING,
+    "SystemUpdating": EndpointStatus.UPDATING,
+    "RollingBack": EndpointStatus.UPDATING,
+    "InService": EndpointStatus.IN_SERVICE,
+    "Deleting": EndpointStatus.DELETING,
+    "Failed": EndpointStatus.FAILED,
+    "OutOfService": EndpointStatus.FAILED,
+    "UpdateRollbackFailed": EndpointStatus.FAILED,
+}
+FAILED = frozenset({"Failed", "OutOfService", "UpdateRollbackFailed"})
+MOVING = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    """SageMaker's ``[{"Key": ..., "Value": ...}]`` form of a tag mapping, sorted by key."""
+    return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
+
+
+def status_text(description: Description | None) -> str:
+    """The status word a progress line shows."""
+    return "NotFound" if description is None else str(description.get("EndpointStatus", "Unknown"))
+
+
+def endpoint_state(
+    name: str,
+    description: Description | None,
+    *,
+    target_name: str,
+    region: str,
+    config: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> EndpointState:
+    """The EndpointState of a DescribeEndpoint answer, with instance types from its config and hashes from tags."""
+    if description is None:
+        return EndpointState(name, target_name, "sagemaker", EndpointStatus.NOT_FOUND, region=region)
+    config = config or {}
+    tags = tags or {}
+    declared = {variant["VariantName"]: variant for variant in config.get("ProductionVariants", [])}
+    variants = []
+    for summary in description.get("ProductionVariants", []):
+        statuses = summary.get("VariantStatus") or []
+        variants.append(
+            VariantState(
+                summary["VariantName"],
+                declared.get(summary["VariantName"], {}).get("InstanceType"),
+                int(summary.get("CurrentInstanceCount", summary.get("DesiredInstanceCount", 0)) or 0),
+                float(summary.get("CurrentWeight", summary.get("DesiredWeight", 0.0)) or 0.0),
+                statuses[0].get("Status") if statuses else None,
+            )
+        )
+    mode = "serverless" if any("ServerlessConfig" in variant for variant in declared.values()) else "realtime"
+    if config.get("AsyncInferenceConfig"):
+        mode = "async"
+    models = sorted({variant.get("ModelName", "") for variant in declared.values()} - {""})
+    expires = tags.get(EXPIRES_AT_TAG)
+    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return EndpointState(
+        name,
+        target_name,
+        "sagemaker",
+        STATUS_MAP.get(str(description.get("EndpointStatus")), EndpointStatus.UNKNOWN),
+        url=f"https://runtime.sagemaker.{region}.{domain}/endpoints/{name}/invocations",
+        variants=tuple(variants),
+        reason=description.get("FailureReason"),
+        spec_hash=tags.get(SPEC_HASH_TAG),
+        region=region,
+        expires_at=datetime.strptime(expires, _TIME_FORMAT).replace(tzinfo=timezone.utc) if expires else None,
+        extra={
+            "arn": description.get("EndpointArn"),
+            "config": description.get("EndpointConfigName"),
+            "model": models[0] if len(models) == 1 else models,
+            "mode": mode,
+        },
+    )
+
+
+class EndpointWaiter:
+    """Bounded waits on DescribeEndpoint with backoff and progress (``endpointkit._wait.wait_for``)."""
+
+    def __init__(
+        self,
+        describe: Callable[[str], Description | None],
+        state: Callable[[str, Description | None], EndpointState],
+        *,
+        sleep: Callable[[float], None],
+        clock: Callable[[], float],
+    ) -> None:
+        self._describe = describe
+        self._state = state
+        self._sleep = sleep
+        self._clock = clock
+
+    def wait(
+        self,
+        name: str,
+        *,
+        first_status: str,
+        done: Callable[[Description | None], bool],
+        failure: Callable[[Description | None], Exception | None] = lambda _: None,
+        timeout: float,
+        progress: Progress | None,
+    ) -> Description | None:
+        """Poll until ``done``; ``failure`` ends the wait at once; ProvisionTimeout after ``timeout`` seconds.
+
+        The endpoint has just been told to change, so its first state (``first_status``) is reported without a
+        call; the first DescribeEndpoint follows after 1 s, then the delay doubles up to 30 s.
+        """
+        pending: list[Description] = [
+            {"EndpointName": name, "EndpointStatus": first_status, "_synthetic": True}
+        ]
+
+        def poll() -> Description | None:
+            return pending.pop() if pending else self._describe(name)
+
+        return wait_for(
+            poll,
+            done=lambda d: not (d or {}).get("_synthetic") and done(d),
+            failure=lambda d: None if (d or {}).get("_synthetic") else failure(d),
+            describe=status_text,
+            subject=f"endpoint {name}",
+            timeout=max(timeout, 0.0),
+            progress=progress,
+            first_delay=1.0,
+            max_delay=30.0,
+            last_state=lambda d: self._state(name, d),
+            sleep=self._sleep,
+            clock=self._clock,
+        )
+
+    def serving(
+        self,
+        name: str,
+        config_name: str,
+        *,
+        operation: str,
+        instance_types: tuple[str, ...],
+        deadline: float,
+        progress: Progress | None,
+    ) -> None:
+        """Wait until the endpoint is InService on ``config_name`` (until the ``deadline`` of ``clock``).
+
+        A Failed endpoint, or an update that SageMaker rolled back (InService again on the old config after
+        being seen Updating), raises at once the error its FailureReason describes.
+        """
+        seen_moving = False
+
+        def failure(description: Description | None) -> Exception | None:
+            nonlocal seen_moving
+            if description is None:
+                return None
+            status = description.get("EndpointStatus")
+            seen_moving = seen_moving or status in MOVING
+            rolled_back = (
+                operation == "update"
+                and seen_moving
+                and status == "InService"
+                and description.get("EndpointConfigName") != config_name
+            )
+            if status in FAILED or rolled_back:
+                reason = description.get("FailureReason") or f"the update to {config_name} was rolled back"
+                return error_from_failure_reason(
+                    reason, endpoint=name, operation=operation, instance_types=instance_types
+                )
+            return None
+
+        self.wait(
+            name,
+            first_status="Creating" if operation == "create" else "Updating",
+            done=lambda d: (
+                d is not None
+                and d.get("EndpointStatus") == "InService"
+                and d.get("EndpointConfigName") == config_name
+            ),
+            failure=failure,
+            timeout=deadline - self._clock(),
+            progress=progress,
+        )
