@@ -26,7 +26,9 @@ def resolve(spec: SpecLike, target: str | None = None) -> Deployment:
 
 
 @contextlib.contextmanager
-def _adapter_for(deployment: Deployment, adapter: Adapter | None, options: dict[str, Any]) -> Iterator[Adapter]:
+def _adapter_for(
+    deployment: Deployment, adapter: Adapter | None, options: dict[str, Any]
+) -> Iterator[Adapter]:
     if adapter is not None:
         yield adapter
         return
@@ -37,7 +39,9 @@ def _adapter_for(deployment: Deployment, adapter: Adapter | None, options: dict[
         created.close()
 
 
-def plan(spec: SpecLike, target: str | None = None, *, adapter: Adapter | None = None, **options: Any) -> Plan:
+def plan(
+    spec: SpecLike, target: str | None = None, *, adapter: Adapter | None = None, **options: Any
+) -> Plan:
     """What ``apply`` would change. Read-only: checks capabilities, reads the target, diffs.
 
     Raises:
@@ -72,7 +76,9 @@ def apply(
         return apply_plan(deployment, active, make_plan(deployment, active), progress=progress)
 
 
-def status(spec: SpecLike, target: str | None = None, *, adapter: Adapter | None = None, **options: Any) -> EndpointState | None:
+def status(
+    spec: SpecLike, target: str | None = None, *, adapter: Adapter | None = None, **options: Any
+) -> EndpointState | None:
     """The endpoint's state, or None when it does not exist. Read-only."""
     deployment = resolve(spec, target)
     with _adapter_for(deployment, adapter, options) as active:

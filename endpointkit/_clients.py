@@ -58,5 +58,3 @@ def forget_endpoint(name: str) -> None:
         adapters = [_cache.pop(key)[0] for key in keys]
     for adapter in adapters:
         adapter.close()
-
-

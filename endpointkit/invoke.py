@@ -21,6 +21,7 @@ from endpointkit.payloads import (
 
 __all__ = ["invoke_endpoint"]
 
+
 def invoke_endpoint(
     spec_or_state: SpecLike | EndpointState,
     inputs: Mapping[str, Any] | Sequence[Any],
@@ -53,7 +54,12 @@ def invoke_endpoint(
     """
     active, state = _connect(spec_or_state, target, adapter)
     encoded = encode_request(
-        inputs, outputs, binary=binary, protocol=active.payload_protocol, request_id=request_id, parameters=parameters
+        inputs,
+        outputs,
+        binary=binary,
+        protocol=active.payload_protocol,
+        request_id=request_id,
+        parameters=parameters,
     )
     limit = getattr(active, "max_request_bytes", None)
     if limit is not None:

@@ -86,3 +86,93 @@ def test_invoke_needs_an_input(spec_file: Path, capsys: pytest.CaptureFixture[st
 def test_invoke_input_must_be_name_equals_file(spec_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["invoke", str(spec_file), "--target", "local", "--input", "IMAGE"]) == 2
     assert "NAME=FILE" in capsys.readouterr().err
+
+
+# ---- cost, ttl and the commands added with them -------------------------------------------------------------
+
+PRICED = SPEC.replace("name: clidemo", "name: clidemo\nttl: 2h")
+UNPRICED = SPEC.replace("ml.m5.large", "ml.inf2.xlarge")
+
+
+@pytest.fixture
+def priced_spec(tmp_path: Path) -> Path:
+    path = tmp_path / "priced.yaml"
+    path.write_text(PRICED)
+    return path
+
+
+def test_plan_json_carries_the_hourly_cost_and_the_price_table(
+    priced_spec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", str(priced_spec), "--target", "aws", "--dry-run", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["hourly_cost"] == pytest.approx(0.115)
+    assert document["costs"]["prices"]["region"] == "us-east-1"
+    assert document["costs"]["prices"]["as_of"] and document["costs"]["prices"]["sources"]
+
+
+def test_plan_text_shows_the_cost_its_date_and_sources(
+    priced_spec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", str(priced_spec), "--target", "aws", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "$0.115/h" in out and "as of 20" in out and "https://aws.amazon.com/sagemaker/pricing/" in out
+
+
+def test_apply_refuses_a_plan_above_the_cost_limit(
+    priced_spec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["apply", str(priced_spec), "--target", "aws", "--dry-run", "--max-hourly-cost", "0.10", "--json"]
+    )
+    assert code == 2
+    captured = capsys.readouterr()
+    assert "$0.115/h" in captured.err and "$0.1/h" in captured.err
+    document = json.loads(captured.out)
+    assert document["error"] == "CostLimitExceeded"
+    assert document["estimate"] == pytest.approx(0.115) and document["limit"] == pytest.approx(0.10)
+
+
+def test_apply_refuses_an_unknown_cost_when_a_limit_is_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "unpriced.yaml"
+    path.write_text(UNPRICED)
+    assert main(["apply", str(path), "--target", "aws", "--dry-run", "--max-hourly-cost", "1000"]) == 2
+    assert "unknown" in capsys.readouterr().err
+
+
+def test_apply_under_the_cost_limit_goes_ahead(priced_spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["apply", str(priced_spec), "--target", "aws", "--dry-run", "--max-hourly-cost", "1"]) == 0
+    assert "IN_SERVICE" in capsys.readouterr().out
+
+
+def test_a_negative_cost_limit_is_a_usage_error(
+    priced_spec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["apply", str(priced_spec), "--dry-run", "--max-hourly-cost", "-1"]) == 2
+    assert "zero or more" in capsys.readouterr().err
+
+
+def test_the_state_shows_the_time_left_before_the_ttl(
+    priced_spec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["apply", str(priced_spec), "--target", "aws", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "expires in 1h59m" in out or "expires in 2h00m" in out
+
+
+@pytest.mark.parametrize(
+    "command", ["validate", "plan", "apply", "status", "destroy", "invoke", "reap", "terraform"]
+)
+def test_every_command_has_json(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "--json" in capsys.readouterr().out
+
+
+def test_fleet_commands_document_parallel(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["apply", "--help"])
+    text = capsys.readouterr().out
+    assert "--parallel N" in text and "--max-hourly-cost USD" in text

@@ -44,7 +44,9 @@ def _adapter_class(kind: str) -> Any:
     try:
         entry = _REGISTRY[kind]
     except KeyError:
-        raise SpecError(f"no adapter for target kind {kind!r}; known kinds: {', '.join(registered_kinds())}") from None
+        raise SpecError(
+            f"no adapter for target kind {kind!r}; known kinds: {', '.join(registered_kinds())}"
+        ) from None
     module_name, _, class_name = entry.target.partition(":")
     try:
         module = importlib.import_module(module_name)

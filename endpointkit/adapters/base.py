@@ -27,6 +27,7 @@ __all__ = [
     "EndpointStatus",
     "ObservedState",
     "RawResponse",
+    "ReapableAdapter",
     "Resource",
     "ResourceKind",
     "VariantState",
@@ -221,7 +222,7 @@ class Adapter(Protocol):
     def invoke(
         self,
         state: EndpointState,
-        body: bytes | Sequence[bytes | memoryview],
+        body: bytes | Sequence[bytes | bytearray | memoryview],
         headers: Mapping[str, str],
         *,
         model: str | None = None,
@@ -232,6 +233,31 @@ class Adapter(Protocol):
 
     def close(self) -> None:
         """Release clients and connections."""
+        ...
+
+
+@runtime_checkable
+class ReapableAdapter(Protocol):
+    """What an adapter adds so ``endpointkit reap`` can find and delete expired endpoints without their specs.
+
+    Optional: ``reap`` checks ``isinstance(adapter, ReapableAdapter)`` and says so when a target lacks it.
+    """
+
+    def list_endpoints(self) -> list[EndpointState]:
+        """Every endpoint on this target that carries ``managed-by=endpointkit``, read-only.
+
+        Each state has ``name``, ``target``, ``kind``, ``status`` and, when the endpoint has an
+        ``endpointkit-expires-at`` tag, ``expires_at`` (timezone-aware UTC). Endpoints without the managed-by tag
+        are never listed. One listing call (paginated) plus at most one tag read per endpoint.
+        """
+        ...
+
+    def destroy_by_state(self, state: EndpointState, *, progress: Progress | None = None) -> None:
+        """Delete a listed endpoint, then the config and the model it uses, without the spec it came from.
+
+        Idempotent: what is already gone is skipped. Must refuse (ConflictError) an endpoint that is not
+        managed by endpointkit.
+        """
         ...
 
 

@@ -6,6 +6,8 @@ import logging
 
 from endpointkit._wait import Progress
 from endpointkit.adapters.base import Adapter, EndpointState, EndpointStatus, ResourceKind
+from endpointkit.errors import ConflictError
+from endpointkit.pricing import estimate_cost
 from endpointkit.provisioners.plan import Change, Plan, check_capabilities, diff
 from endpointkit.spec import Deployment
 
@@ -26,6 +28,7 @@ def make_plan(deployment: Deployment, adapter: Adapter) -> Plan:
         changes=diff(desired, observed),
         desired=desired,
         observed=observed,
+        costs=estimate_cost(deployment),
     )
 
 
@@ -60,9 +63,14 @@ def _execute(
         return
     if change.action == "create":
         resource = resources[change.resource]
-        # Record before the call: a create that fails half-way (an endpoint that went Failed) is still ours to remove.
+        # Record before the call: a create that fails half-way (an endpoint that went Failed) is still ours to
+        # remove; but a name taken by a resource that is not ours (ConflictError) must never be rolled back.
         created.append((change.resource, change.name))
-        adapter.create(deployment, resource, progress=progress)
+        try:
+            adapter.create(deployment, resource, progress=progress)
+        except ConflictError:
+            created.pop()
+            raise
     elif change.action == "update":
         adapter.update_endpoint(deployment, desired, progress=progress)
     elif change.action == "replace":
@@ -93,7 +101,9 @@ def destroy_endpoint(deployment: Deployment, adapter: Adapter, *, progress: Prog
     for kind, resource in (("endpoint_config", observed.config), ("model", observed.model)):
         if resource is not None:
             targets.append((kind, resource.name))  # type: ignore[arg-type]
-    for kind, name in sorted(observed.existing, key=lambda item: ("endpoint", "endpoint_config", "model").index(item[0])):
+    for kind, name in sorted(
+        observed.existing, key=lambda item: ("endpoint", "endpoint_config", "model").index(item[0])
+    ):
         if (kind, name) not in targets and kind != "endpoint":
             targets.append((kind, name))
     for kind, name in targets:

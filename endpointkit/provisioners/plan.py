@@ -8,7 +8,6 @@ from typing import Any, Literal
 
 from endpointkit.adapters.base import (
     Adapter,
-    Capability,
     DesiredState,
     EndpointStatus,
     ObservedState,
@@ -17,6 +16,7 @@ from endpointkit.adapters.base import (
     required_capabilities,
 )
 from endpointkit.errors import UnsupportedCapabilityError
+from endpointkit.pricing import CostEstimate
 from endpointkit.spec import Deployment
 
 __all__ = ["Action", "Change", "Plan", "check_capabilities", "diff"]
@@ -46,7 +46,11 @@ class Change:
 
 @dataclass(frozen=True)
 class Plan:
-    """The ordered changes ``apply`` would make; ``str(plan)`` is a readable diff."""
+    """The ordered changes ``apply`` would make; ``str(plan)`` is a readable diff.
+
+    ``costs`` is the estimated hourly cost of what the spec deploys (``endpointkit.pricing``), whether or not
+    anything changes.
+    """
 
     endpoint: str
     target: str
@@ -54,10 +58,16 @@ class Plan:
     changes: tuple[Change, ...]
     desired: DesiredState
     observed: ObservedState
+    costs: CostEstimate | None = None
 
     @property
     def has_changes(self) -> bool:
         return any(change.action != "noop" for change in self.changes)
+
+    @property
+    def hourly_cost(self) -> float | None:
+        """The estimated total per hour in USD; None when a price is unknown or no estimate was made."""
+        return self.costs.total if self.costs is not None else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,16 +78,26 @@ class Plan:
             "status": self.observed.state.status.value,
             "has_changes": self.has_changes,
             "changes": [change.to_dict() for change in self.changes],
+            "hourly_cost": self.hourly_cost,
+            "costs": self.costs.to_dict() if self.costs is not None else None,
         }
 
     def __str__(self) -> str:
+        return self.render()
+
+    def render(self, *, price_sources: bool = True) -> str:
+        """The readable diff and cost estimate; ``price_sources=False`` leaves out the price table's sources."""
         symbols = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "noop": " "}
-        lines = [f"endpoint {self.endpoint} on {self.target} ({self.kind}): {self.observed.state.status.value}"]
+        lines = [
+            f"endpoint {self.endpoint} on {self.target} ({self.kind}): {self.observed.state.status.value}"
+        ]
         for change in self.changes:
             reason = f"  ({change.reason})" if change.reason else ""
             lines.append(f"  {symbols[change.action]:>3} {change.resource:<15} {change.name}{reason}")
         if not self.has_changes:
             lines.append("  no changes")
+        if self.costs is not None:
+            lines.extend(self.costs.lines(sources=price_sources))
         return "\n".join(lines)
 
 
@@ -107,9 +127,15 @@ def diff(desired: DesiredState, observed: ObservedState) -> tuple[Change, ...]:
 
     endpoint = desired.endpoint
     if not observed.exists:
-        return (ensure(desired.model), ensure(desired.config), Change("create", "endpoint", endpoint.name, "", endpoint.properties))
+        return (
+            ensure(desired.model),
+            ensure(desired.config),
+            Change("create", "endpoint", endpoint.name, "", endpoint.properties),
+        )
     if observed.state.status is EndpointStatus.FAILED:
-        reason = f"endpoint is FAILED: {observed.state.reason}" if observed.state.reason else "endpoint is FAILED"
+        reason = (
+            f"endpoint is FAILED: {observed.state.reason}" if observed.state.reason else "endpoint is FAILED"
+        )
         changes = [
             ensure(desired.model),
             ensure(desired.config),
@@ -126,7 +152,13 @@ def diff(desired: DesiredState, observed: ObservedState) -> tuple[Change, ...]:
     return (
         ensure(desired.model),
         ensure(desired.config),
-        Change("update", "endpoint", endpoint.name, f"config {previous} -> {desired.config.name}", endpoint.properties),
+        Change(
+            "update",
+            "endpoint",
+            endpoint.name,
+            f"config {previous} -> {desired.config.name}",
+            endpoint.properties,
+        ),
         *_releases(desired, observed),
     )
 

@@ -77,7 +77,7 @@ class AdapterContract:
         assert after.spec_hash != before.spec_hash or after.extra != before.extra
 
     def test_invoke(self, deployed: Any) -> None:
-        spec, adapter, state = deployed
+        _, adapter, state = deployed
         inputs = self.invoke_inputs()
         response = ek.invoke_endpoint(state, inputs, adapter=adapter)
         if self.invokes_real_model:

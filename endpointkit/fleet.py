@@ -1,0 +1,264 @@
+"""Fleets: one command over many spec files, run in parallel with a bound, one failure never stopping the others.
+
+``find_specs`` turns the command line's paths (files and folders of ``*.yaml`` / ``*.yml``) into spec files;
+``run_fleet`` runs one job per item on a ``ThreadPoolExecutor`` of ``parallel`` workers and returns one
+``FleetResult`` per item, in input order; ``FleetBoard`` shows a live line per item on a terminal.
+
+Ctrl-C (or SIGTERM through the CLI) cancels the jobs not started yet and asks the running ones to stop: the
+next progress event of a running job raises ``FleetCancelled`` inside it, so ``apply`` rolls back what it
+created, exactly as it does for a single spec. A job that reports no progress runs to its end.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, TextIO, TypeVar
+
+from endpointkit._wait import Progress, ProgressEvent
+from endpointkit.errors import SpecError
+
+__all__ = [
+    "DEFAULT_PARALLEL",
+    "FleetBoard",
+    "FleetCancelled",
+    "FleetResult",
+    "find_specs",
+    "is_fleet",
+    "render_table",
+    "run_fleet",
+]
+
+DEFAULT_PARALLEL = 4
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+
+
+class FleetCancelled(Exception):
+    """Raised inside a running job when the fleet was interrupted: the job unwinds (and rolls back)."""
+
+
+def is_fleet(paths: Sequence[str | os.PathLike[str]]) -> bool:
+    """Whether the command line names a fleet: several paths, or a folder."""
+    return len(paths) != 1 or Path(paths[0]).is_dir()
+
+
+def find_specs(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Spec files from files and folders: a folder gives its ``*.yaml`` and ``*.yml`` files (not recursive).
+
+    Order is the command line's, then sorted by name inside each folder; a file named twice is kept once. A
+    path that does not exist is kept, so that loading it reports the error for that spec alone.
+
+    Raises:
+        SpecError: a folder holds no spec file.
+    """
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            inside = sorted(
+                child for child in path.iterdir() if child.suffix in SPEC_SUFFIXES and child.is_file()
+            )
+            if not inside:
+                raise SpecError(f"{path} holds no spec file (*.yaml or *.yml)")
+            found.extend(inside)
+        else:
+            found.append(path)
+    unique: dict[Path, None] = {}
+    for path in found:
+        unique.setdefault(path, None)
+    return list(unique)
+
+
+@dataclass(frozen=True)
+class FleetResult(Generic[ItemT, ResultT]):
+    """One job's outcome: its ``value`` or the ``error`` it raised, and how long it ran."""
+
+    index: int
+    item: ItemT
+    value: ResultT | None = None
+    error: BaseException | None = None
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def run_fleet(
+    items: Sequence[ItemT],
+    job: Callable[[ItemT, Progress], ResultT],
+    *,
+    parallel: int = DEFAULT_PARALLEL,
+    on_start: Callable[[int], None] | None = None,
+    on_done: Callable[[FleetResult[ItemT, ResultT]], None] | None = None,
+    on_progress: Callable[[int, ProgressEvent], None] | None = None,
+) -> list[FleetResult[ItemT, ResultT]]:
+    """Run ``job(item, progress)`` for every item, at most ``parallel`` at a time; blocks until all end.
+
+    Every exception a job raises is caught into its result; one failure does not stop the others. The
+    callbacks run on worker threads (``on_done`` for a job that never started runs on the caller's thread).
+
+    Raises:
+        ValueError: ``parallel`` is below 1.
+        KeyboardInterrupt: after the jobs that had started have unwound (see the module docstring).
+    """
+    if parallel < 1:
+        raise ValueError(f"parallel must be at least 1, not {parallel}")
+    cancelled = threading.Event()
+    running = _Running()
+    results: list[FleetResult[ItemT, ResultT] | None] = [None] * len(items)
+
+    def run(index: int, item: ItemT) -> FleetResult[ItemT, ResultT]:
+        with running:
+            return run_one(index, item)
+
+    def run_one(index: int, item: ItemT) -> FleetResult[ItemT, ResultT]:
+        def progress(event: ProgressEvent) -> None:
+            if cancelled.is_set():
+                raise FleetCancelled("interrupted")
+            if on_progress is not None:
+                on_progress(index, event)
+
+        start = time.monotonic()
+        if cancelled.is_set():
+            result: FleetResult[ItemT, ResultT] = FleetResult(
+                index, item, error=FleetCancelled("interrupted")
+            )
+        else:
+            if on_start is not None:
+                on_start(index)
+            try:
+                result = FleetResult(index, item, job(item, progress), elapsed=time.monotonic() - start)
+            except BaseException as error:  # a job's failure is its result, not the fleet's
+                result = FleetResult(index, item, error=error, elapsed=time.monotonic() - start)
+        results[index] = result
+        if on_done is not None:
+            on_done(result)
+        return result
+
+    executor = ThreadPoolExecutor(max_workers=min(parallel, max(1, len(items))), thread_name_prefix="fleet")
+    try:
+        futures: list[Future[FleetResult[ItemT, ResultT]]] = [
+            executor.submit(run, index, item) for index, item in enumerate(items)
+        ]
+        pending = set(futures)
+        while pending:
+            # A timeout keeps the main thread responsive to Ctrl-C while it waits.
+            _, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+    except BaseException:
+        cancelled.set()
+        executor.shutdown(wait=False, cancel_futures=True)
+        # Not shutdown(wait=True): an interrupt inside submit() can leave a started thread the executor
+        # does not know of yet; counting the jobs themselves waits for every one that runs.
+        running.wait_idle()
+        raise
+    executor.shutdown(wait=True)
+    return [
+        result if result is not None else FleetResult(index, items[index], error=FleetCancelled("not run"))
+        for index, result in enumerate(results)
+    ]
+
+
+class _Running:
+    """How many jobs are inside their body; ``wait_idle`` blocks until none is."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._condition = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._condition:
+            self._count += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._condition:
+            self._count -= 1
+            self._condition.notify_all()
+
+    def wait_idle(self) -> None:
+        with self._condition:
+            self._condition.wait_for(lambda: self._count == 0)
+
+
+class FleetBoard:
+    """One status line per fleet item on ``stream``.
+
+    On a terminal every line is redrawn in place (ANSI cursor moves) whenever one changes; otherwise a plain
+    line is written when an item's status changes. Thread-safe: workers update it concurrently.
+    """
+
+    def __init__(self, labels: Sequence[str], stream: TextIO, *, live: bool | None = None) -> None:
+        self.stream = stream
+        self.live = stream.isatty() if live is None else live
+        if live is None and self.live and len(labels) >= _terminal_size(stream).lines:
+            self.live = False  # cursor moves cannot reach lines scrolled off the top of the screen
+        self.labels = list(labels)
+        self.width = max((len(label) for label in labels), default=0)
+        self.texts = ["queued"] * len(labels)
+        self._shown: set[int] = set()
+        self._lock = threading.Lock()
+        self._drawn = False
+
+    def update(self, index: int, text: str) -> None:
+        """Set item ``index``'s status text and show it."""
+        with self._lock:
+            if self.texts[index] == text and index in self._shown:
+                return
+            self.texts[index] = text
+            self._shown.add(index)
+            if self.live:
+                self._redraw()
+            else:
+                self.stream.write(f"{self.labels[index]}: {text}\n")
+                self.stream.flush()
+
+    def progress(self, index: int, event: ProgressEvent) -> None:
+        """Show a wait's progress event for item ``index``."""
+        self.update(index, f"{event.subject}: {event.status} ({event.elapsed:.0f}s / {event.timeout:.0f}s)")
+
+    def finish(self) -> None:
+        """Leave the board as it is and the cursor below it."""
+        with self._lock:
+            self.stream.flush()
+
+    def _redraw(self) -> None:
+        # A width cut keeps each item on one terminal row, so moving up len(labels) rows lands on the first.
+        columns = _terminal_size(self.stream).columns
+        out = [f"\033[{len(self.labels)}A"] if self._drawn else []
+        for label, text in zip(self.labels, self.texts, strict=True):
+            line = f"{label:<{self.width}}  {text}"
+            out.append("\r\033[K" + line[: columns - 1] + "\n")
+        self.stream.write("".join(out))
+        self.stream.flush()
+        self._drawn = True
+
+
+def _terminal_size(stream: TextIO) -> os.terminal_size:
+    fallback = os.terminal_size((120, 50))
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return fallback
+    # A pseudo-terminal that was never sized reports 0 x 0.
+    return size if size.columns > 0 and size.lines > 0 else fallback
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain left-aligned text table; the last column is not padded."""
+    widths = [len(header) for header in headers]
+    for row in rows:
+        for column, cell in enumerate(row[:-1]):
+            widths[column] = max(widths[column], len(cell))
+    lines = []
+    for row in [headers, *rows]:
+        cells = [cell.ljust(widths[column]) for column, cell in enumerate(row[:-1])]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines)

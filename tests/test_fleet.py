@@ -1,0 +1,206 @@
+"""Fleets: many specs in parallel with a bound, one summary, the worst exit code; one spec stays as it was."""
+
+from __future__ import annotations
+
+import _thread
+import io
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from endpointkit._wait import ProgressEvent
+from endpointkit.cli import main
+from endpointkit.errors import SpecError
+from endpointkit.fleet import FleetBoard, FleetCancelled, find_specs, is_fleet, run_fleet
+
+SPEC = """\
+name: {name}
+model: {{repository: "s3://models/demo/model.tar.gz"}}
+variants: [{{name: primary, instance_type: {instance_type}}}]
+targets:
+  aws: {{kind: sagemaker, region: us-east-1, role_arn: "arn:aws:iam::123456789012:role/x", bucket: models}}
+"""
+
+
+def write_spec(folder: Path, file_name: str, name: str, instance_type: str = "ml.m5.large") -> Path:
+    path = folder / file_name
+    path.write_text(SPEC.format(name=name, instance_type=instance_type))
+    return path
+
+
+@pytest.fixture
+def fleet_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "fleet"
+    folder.mkdir()
+    write_spec(folder, "a.yaml", "alpha")
+    write_spec(folder, "b.yml", "beta", "ml.g4dn.xlarge")
+    (folder / "notes.txt").write_text("not a spec")
+    return folder
+
+
+# ---- discovery --------------------------------------------------------------------------------------------
+
+
+def test_a_folder_gives_its_yaml_and_yml_files_sorted(fleet_dir: Path) -> None:
+    assert [path.name for path in find_specs([fleet_dir])] == ["a.yaml", "b.yml"]
+
+
+def test_a_file_named_twice_runs_once(fleet_dir: Path) -> None:
+    assert len(find_specs([fleet_dir / "a.yaml", fleet_dir, fleet_dir / "a.yaml"])) == 2
+
+
+def test_an_empty_folder_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="no spec file"):
+        find_specs([tmp_path])
+
+
+def test_one_file_is_not_a_fleet_but_a_folder_or_two_files_are(fleet_dir: Path) -> None:
+    assert not is_fleet([fleet_dir / "a.yaml"])
+    assert is_fleet([fleet_dir])
+    assert is_fleet([fleet_dir / "a.yaml", fleet_dir / "b.yml"])
+
+
+# ---- the runner -------------------------------------------------------------------------------------------
+
+
+def test_parallelism_is_bounded_and_results_keep_input_order() -> None:
+    lock = threading.Lock()
+    running = 0
+    peak = 0
+
+    def job(item: int, progress: object) -> int:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return item * 10
+
+    started = time.monotonic()
+    results = run_fleet(list(range(8)), job, parallel=3)
+    elapsed = time.monotonic() - started
+    assert peak == 3
+    assert [result.value for result in results] == [item * 10 for item in range(8)]
+    assert elapsed < 8 * 0.05 * 0.6  # three at a time: about 3 rounds of 0.05 s, not 8
+
+
+def test_one_failure_does_not_stop_the_others() -> None:
+    def job(item: int, progress: object) -> int:
+        if item == 1:
+            raise ValueError("boom")
+        return item
+
+    results = run_fleet([0, 1, 2], job, parallel=2)
+    assert [result.ok for result in results] == [True, False, True]
+    assert isinstance(results[1].error, ValueError)
+
+
+def test_an_interrupt_reaches_running_jobs_through_their_progress() -> None:
+    seen: list[str] = []
+
+    def job(item: int, progress: object) -> None:
+        assert callable(progress)
+        _thread.interrupt_main()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                progress(ProgressEvent("job", "CREATING", 0.0, 5.0))
+            except FleetCancelled:
+                seen.append("cancelled")  # apply would roll back here
+                raise
+            time.sleep(0.01)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_fleet([1], job, parallel=1)
+    assert seen == ["cancelled"]
+
+
+def test_the_live_board_redraws_every_line_in_place() -> None:
+    stream = io.StringIO()
+    board = FleetBoard(["a.yaml", "b.yaml"], stream, live=True)
+    board.update(0, "running")
+    board.update(1, "IN_SERVICE")
+    text = stream.getvalue()
+    assert "\033[2A" in text  # the second draw moves up over the two lines of the first
+    assert text.count("\r\033[K") == 4
+
+
+def test_a_plain_board_writes_one_line_per_change() -> None:
+    stream = io.StringIO()
+    board = FleetBoard(["a.yaml"], stream, live=False)
+    board.update(0, "running")
+    board.update(0, "running")
+    board.update(0, "done")
+    assert stream.getvalue() == "a.yaml: running\na.yaml: done\n"
+
+
+# ---- the commands -----------------------------------------------------------------------------------------
+
+
+def test_fleet_plan_json_has_results_errors_and_a_total(
+    fleet_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", str(fleet_dir), "--dry-run", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [result["result"]["endpoint"] for result in document["results"]] == ["alpha", "beta"]
+    assert document["errors"] == []
+    assert document["summary"]["hourly_cost"] == pytest.approx(0.115 + 0.736)
+    assert document["summary"]["exit_code"] == 0
+
+
+def test_a_bad_spec_fails_alone_and_sets_the_exit_code(
+    fleet_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (fleet_dir / "c.yaml").write_text("name: Not-Valid\n")
+    assert main(["apply", str(fleet_dir), "--dry-run", "--json", "--parallel", "2"]) == 2
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert [result["result"]["status"] for result in document["results"]] == ["IN_SERVICE", "IN_SERVICE"]
+    assert [error["spec"].endswith("c.yaml") for error in document["errors"]] == [True]
+    assert document["errors"][0]["error"]["error"] == "SpecError"
+    assert document["summary"] == {
+        "total": 3,
+        "ok": 2,
+        "failed": 1,
+        "exit_code": 2,
+        "elapsed_seconds": document["summary"]["elapsed_seconds"],
+        "parallel": 2,
+    }
+    assert "c.yaml" in captured.err
+
+
+def test_the_human_summary_is_one_table(fleet_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["apply", str(fleet_dir), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split() == ["SPEC", "ENDPOINT", "TARGET", "RESULT", "DETAIL"]
+    assert "alpha" in lines[1] and "IN_SERVICE" in lines[1]
+    assert "beta" in lines[2]
+    assert lines[-1].startswith("2 specs: 2 ok, 0 failed")
+
+
+def test_an_endpoint_named_twice_in_a_fleet_fails_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = write_spec(tmp_path, "one.yaml", "same")
+    second = write_spec(tmp_path, "two.yaml", "same")
+    assert main(["plan", str(first), str(second), "--dry-run", "--json"]) == 2
+    document = json.loads(capsys.readouterr().out)
+    assert len(document["results"]) == 1
+    assert "also in" in document["errors"][0]["error"]["message"]
+
+
+def test_one_spec_keeps_the_single_spec_output(fleet_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", str(fleet_dir / "a.yaml"), "--dry-run", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["endpoint"] == "alpha" and "results" not in document
+
+
+def test_parallel_must_be_positive(fleet_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", str(fleet_dir), "--parallel", "0"]) == 2
+    assert "at least 1" in capsys.readouterr().err
