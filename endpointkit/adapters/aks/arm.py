@@ -1,0 +1,349 @@
+"""Azure Resource Manager calls for AKS: the cluster, the accelerator node pool, kubeconfig and storage keys.
+
+Uses azure-mgmt-containerservice (imported lazily). Its pipeline retries are switched off (``retry_total=0``)
+so that :func:`~endpointkit.adapters.aks.errors.with_retries` is the one bounded retry policy; long-running
+operations (``begin_*`` pollers) are waited on with :func:`endpointkit._wait.wait_for`, bounded by the spec's
+timeouts and reporting progress. Sovereign clouds: ``arm_endpoint`` becomes ``base_url`` and the token scope.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from endpointkit._lazy import require
+from endpointkit._wait import Progress, wait_for
+from endpointkit.adapters.aks.errors import PollPolicy, RetryPolicy, _map_errors, with_retries
+from endpointkit.errors import NotFoundError
+from endpointkit.spec import AksTarget
+
+__all__ = [
+    "ArmClient",
+    "ClusterInfo",
+    "PoolInfo",
+    "PoolRequest",
+    "default_client_factory",
+    "default_credential",
+]
+
+SYSTEM_POOL = "system"
+# Two vCPUs and 8 GiB: above the AKS minimum for system pools (https://learn.microsoft.com/azure/aks/use-system-pools).
+SYSTEM_VM_SIZE = "Standard_D2s_v5"
+# Microsoft.Storage listKeys (https://learn.microsoft.com/rest/api/storagerp/storage-accounts/list-keys).
+STORAGE_API_VERSION = "2023-05-01"
+
+ClientFactory = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterInfo:
+    """A managed cluster as ARM reports it."""
+
+    name: str
+    location: str
+    provisioning_state: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolInfo:
+    """An agent pool as ARM reports it."""
+
+    name: str
+    vm_size: str
+    count: int | None
+    autoscale: bool
+    min_count: int | None
+    max_count: int | None
+    provisioning_state: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PoolRequest:
+    """The accelerator pool the spec asks for: a User pool with a taint and a label."""
+
+    name: str
+    vm_size: str
+    count: int
+    min_count: int | None
+    max_count: int | None
+    taint: str
+    labels: Mapping[str, str]
+
+    @property
+    def autoscale(self) -> bool:
+        return self.min_count is not None and self.max_count is not None
+
+    def mutable_differences(self, pool: PoolInfo) -> list[str]:
+        """Fields that an update of ``pool`` can change in place (count and autoscaler bounds)."""
+        changes = []
+        if self.autoscale != pool.autoscale:
+            changes.append(f"autoscale {pool.autoscale} -> {self.autoscale}")
+        if self.autoscale and (self.min_count, self.max_count) != (pool.min_count, pool.max_count):
+            changes.append(f"bounds {pool.min_count}..{pool.max_count} -> {self.min_count}..{self.max_count}")
+        if not self.autoscale and self.count != pool.count:
+            changes.append(f"count {pool.count} -> {self.count}")
+        return changes
+
+
+def default_credential() -> Any:
+    """azure-identity's DefaultAzureCredential (environment, workload identity, managed identity, Azure CLI…)."""
+    identity = require("azure.identity", extra="aks")
+    return identity.DefaultAzureCredential()
+
+
+def default_client_factory(credential: Any, subscription_id: str, **options: Any) -> Any:
+    """A real ContainerServiceClient; ``options`` are azure-core settings (base_url, credential_scopes, …)."""
+    module = require("azure.mgmt.containerservice", extra="aks")
+    return module.ContainerServiceClient(credential, subscription_id, **options)
+
+
+class ArmClient:
+    """The AKS control-plane calls of one target, errors mapped, retried and bounded."""
+
+    def __init__(
+        self,
+        target: AksTarget,
+        *,
+        credential: Callable[[], Any],
+        client_factory: ClientFactory | None = None,
+        client_options: Mapping[str, Any] | None = None,
+        retry: RetryPolicy | None = None,
+        polling: PollPolicy | None = None,
+    ) -> None:
+        self.target = target
+        self._credential = credential
+        self._factory = client_factory or default_client_factory
+        self._options = dict(client_options or {})
+        self._retry = retry or RetryPolicy()
+        self._polling = polling or PollPolicy()
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            endpoint = self.target.arm_endpoint.rstrip("/")
+            options: dict[str, Any] = {
+                "base_url": endpoint,
+                "credential_scopes": [f"{endpoint}/.default"],
+                "retry_total": 0,
+                **self._options,
+            }
+            with _map_errors("azure", "connect to Azure Resource Manager"):
+                self._client = self._factory(self._credential(), self.target.subscription_id, **options)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None and hasattr(self._client, "close"):
+            self._client.close()
+        self._client = None
+
+    def _call(self, operation: str, call: Callable[[], Any]) -> Any:
+        return with_retries(call, policy=self._retry, provider="azure", operation=operation)
+
+    def _long_running(
+        self, operation: str, start: Callable[[], Any], *, timeout: float, progress: Progress | None
+    ) -> Any:
+        deadline = time.monotonic() + timeout
+
+        def run() -> Any:
+            poller = start()
+            wait_for(
+                lambda: poller,
+                done=lambda p: bool(p.done()),
+                describe=lambda p: str(p.status()),
+                subject=operation,
+                timeout=max(0.0, deadline - time.monotonic()),
+                progress=progress,
+                first_delay=self._polling.first,
+                max_delay=self._polling.most,
+            )
+            return poller.result()
+
+        # A retry re-sends the whole PUT or DELETE: both are idempotent in ARM.
+        return self._call(operation, run)
+
+    # ---- cluster -------------------------------------------------------------------------------------
+    @property
+    def _cluster_label(self) -> str:
+        return f"cluster {self.target.cluster} (resource group {self.target.resource_group})"
+
+    def cluster(self) -> ClusterInfo | None:
+        """The cluster, or None when it does not exist."""
+        try:
+            found = self._call(
+                f"read {self._cluster_label}",
+                lambda: self.client.managed_clusters.get(self.target.resource_group, self.target.cluster),
+            )
+        except NotFoundError:
+            return None
+        return _cluster_info(found)
+
+    def create_cluster(
+        self, *, tags: Mapping[str, str], timeout: float, progress: Progress | None
+    ) -> ClusterInfo:
+        """Create the cluster with a small System pool and wait until it is provisioned."""
+        models = require("azure.mgmt.containerservice.models", extra="aks")
+        body = models.ManagedCluster(
+            location=self.target.location,
+            dns_prefix=self.target.cluster.replace("_", "-")[:54].strip("-"),  # 1-54 letters, digits, hyphens
+            identity=models.ManagedClusterIdentity(type="SystemAssigned"),
+            agent_pool_profiles=[
+                models.ManagedClusterAgentPoolProfile(
+                    name=SYSTEM_POOL,
+                    vm_size=SYSTEM_VM_SIZE,
+                    count=1,
+                    mode="System",
+                    os_type="Linux",
+                    type="VirtualMachineScaleSets",
+                )
+            ],
+            tags=dict(tags),
+        )
+        result = self._long_running(
+            f"create {self._cluster_label}",
+            lambda: self.client.managed_clusters.begin_create_or_update(
+                self.target.resource_group, self.target.cluster, body
+            ),
+            timeout=timeout,
+            progress=progress,
+        )
+        return _cluster_info(result)
+
+    def delete_cluster(self, *, timeout: float, progress: Progress | None) -> None:
+        self._long_running(
+            f"delete {self._cluster_label}",
+            lambda: self.client.managed_clusters.begin_delete(
+                self.target.resource_group, self.target.cluster
+            ),
+            timeout=timeout,
+            progress=progress,
+        )
+
+    def kubeconfig(self) -> dict[str, Any]:
+        """The cluster user kubeconfig, parsed, never written to disk here."""
+        result = self._call(
+            f"get credentials of {self._cluster_label}",
+            lambda: self.client.managed_clusters.list_cluster_user_credentials(
+                self.target.resource_group, self.target.cluster
+            ),
+        )
+        # The SDK returns the value base64-decoded already (bytes).
+        value = result.kubeconfigs[0].value
+        parsed = yaml.safe_load(value.decode() if isinstance(value, bytes | bytearray) else value)
+        if not isinstance(parsed, dict):
+            raise NotFoundError(
+                f"{self._cluster_label} returned no usable kubeconfig",
+                provider="azure",
+                operation="get credentials",
+            )
+        return parsed
+
+    # ---- node pool -----------------------------------------------------------------------------------
+    def _pool_label(self, name: str) -> str:
+        return f"node pool {name} of cluster {self.target.cluster}"
+
+    def pool(self, name: str) -> PoolInfo | None:
+        try:
+            found = self._call(
+                f"read {self._pool_label(name)}",
+                lambda: self.client.agent_pools.get(self.target.resource_group, self.target.cluster, name),
+            )
+        except NotFoundError:
+            return None
+        return _pool_info(found)
+
+    def put_pool(
+        self, request: PoolRequest, *, tags: Mapping[str, str], timeout: float, progress: Progress | None
+    ) -> PoolInfo:
+        """Create the pool, or change its count or autoscaler bounds; waits until provisioned."""
+        models = require("azure.mgmt.containerservice.models", extra="aks")
+        body = models.AgentPool(
+            vm_size=request.vm_size,
+            count=request.min_count if request.autoscale else request.count,
+            enable_auto_scaling=request.autoscale,
+            min_count=request.min_count,
+            max_count=request.max_count,
+            mode="User",
+            os_type="Linux",
+            type="VirtualMachineScaleSets",
+            node_taints=[request.taint],
+            node_labels=dict(request.labels),
+            tags=dict(tags),
+        )
+        result = self._long_running(
+            f"provision {self._pool_label(request.name)} ({request.vm_size})",
+            lambda: self.client.agent_pools.begin_create_or_update(
+                self.target.resource_group, self.target.cluster, request.name, body
+            ),
+            timeout=timeout,
+            progress=progress,
+        )
+        return _pool_info(result)
+
+    def delete_pool(self, name: str, *, timeout: float, progress: Progress | None) -> None:
+        self._long_running(
+            f"delete {self._pool_label(name)}",
+            lambda: self.client.agent_pools.begin_delete(
+                self.target.resource_group, self.target.cluster, name
+            ),
+            timeout=timeout,
+            progress=progress,
+        )
+
+    # ---- storage -------------------------------------------------------------------------------------
+    def storage_key(self, account: str) -> str:
+        """The first key of a storage account in the target's resource group (needs listKeys permission)."""
+        rest = require("azure.core.rest", extra="aks")
+        path = (
+            f"/subscriptions/{self.target.subscription_id}/resourceGroups/{self.target.resource_group}"
+            f"/providers/Microsoft.Storage/storageAccounts/{account}/listKeys"
+        )
+
+        def call() -> str:
+            response = self.client.send_request(
+                rest.HttpRequest("POST", path, params={"api-version": STORAGE_API_VERSION})
+            )
+            response.raise_for_status()
+            keys = response.json().get("keys") or []
+            if not keys:
+                raise NotFoundError(
+                    f"storage account {account} has no keys", provider="azure", operation="list storage keys"
+                )
+            return str(keys[0]["value"])
+
+        result: str = self._call(f"list keys of storage account {account}", call)
+        return result
+
+
+def _tags(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (value or {}).items()}
+
+
+def _cluster_info(cluster: Any) -> ClusterInfo:
+    return ClusterInfo(
+        name=str(cluster.name),
+        location=str(cluster.location or ""),
+        provisioning_state=str(cluster.provisioning_state or "Unknown"),
+        tags=_tags(cluster.tags),
+    )
+
+
+def _pool_info(pool: Any) -> PoolInfo:
+    return PoolInfo(
+        name=str(pool.name),
+        vm_size=str(pool.vm_size or ""),
+        count=pool.count,
+        autoscale=bool(pool.enable_auto_scaling),
+        min_count=pool.min_count,
+        max_count=pool.max_count,
+        provisioning_state=str(pool.provisioning_state or "Unknown"),
+        tags=_tags(pool.tags),
+        taints=tuple(pool.node_taints or ()),
+    )

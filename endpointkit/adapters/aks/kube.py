@@ -1,0 +1,410 @@
+"""The Kubernetes side of an AKS endpoint: a small client over the official ``kubernetes`` package, and the
+reading of a rollout (ready replicas, LoadBalancer address, and pods that cannot run, with their own reason).
+
+Objects are applied with server-side apply: ``PATCH`` with ``Content-Type: application/apply-patch+yaml``,
+``fieldManager=endpointkit`` and ``force=true`` (https://kubernetes.io/docs/reference/using-api/server-side-apply/).
+The typed APIs are called with ``_preload_content=False`` so objects stay plain dicts and no API discovery is
+needed. The kubeconfig stays in memory; certificates the client must hand to OpenSSL as files go to a private
+0700 folder (files 0600, ``tempfile.mkstemp``) that :meth:`KubeClient.close` removes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from endpointkit._lazy import require
+from endpointkit.adapters.aks.errors import RetryPolicy, with_retries
+from endpointkit.adapters.aks.render import AGENTPOOL_LABEL, LABEL_ENDPOINT, LABEL_TEMPLATE, LABEL_VARIANT
+from endpointkit.adapters.base import MANAGED_BY_TAG, MANAGED_BY_VALUE
+from endpointkit.errors import CapacityError, NotFoundError, ProviderError
+
+__all__ = [
+    "FIELD_MANAGER",
+    "DeploymentStatus",
+    "KubeClient",
+    "Observation",
+    "default_kube_factory",
+    "observe",
+]
+
+FIELD_MANAGER = "endpointkit"
+APPLY_PATCH = "application/apply-patch+yaml"
+# Waiting reasons after which the kubelet keeps failing the same way: the wait ends at once with them.
+_STUCK_REASONS = frozenset(
+    {
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+
+# kind -> (API group object, snake-case name used by the generated methods, namespaced)
+_KINDS: dict[str, tuple[str, str, bool]] = {
+    "Namespace": ("core", "namespace", False),
+    "Node": ("core", "node", False),
+    "Secret": ("core", "secret", True),
+    "ConfigMap": ("core", "config_map", True),
+    "Service": ("core", "service", True),
+    "Pod": ("core", "pod", True),
+    "Event": ("core", "event", True),
+    "Deployment": ("apps", "deployment", True),
+    "DaemonSet": ("apps", "daemon_set", True),
+}
+
+KubeFactory = Callable[[dict[str, Any], str], Any]
+
+
+def default_kube_factory(kubeconfig: dict[str, Any], temp_dir: str) -> Any:
+    """An ``ApiClient`` for ``kubeconfig`` (a dict); certificate files go under ``temp_dir``."""
+    config = require("kubernetes.config", extra="aks")
+    return config.new_client_from_config_dict(config_dict=kubeconfig, temp_file_path=temp_dir)
+
+
+class KubeClient:
+    """Apply, read, list and delete objects as dicts; every call mapped and retried."""
+
+    def __init__(
+        self,
+        kubeconfig: Mapping[str, Any],
+        *,
+        factory: KubeFactory | None = None,
+        retry: RetryPolicy | None = None,
+        request_timeout: float = 30.0,
+        operation_prefix: str = "",
+    ) -> None:
+        self._retry = retry or RetryPolicy()
+        self._timeout = request_timeout
+        self._prefix = operation_prefix
+        self.temp_dir = tempfile.mkdtemp(prefix="endpointkit-kube-")
+        try:
+            self._api = self._call(
+                "load the kubeconfig",
+                lambda: (factory or default_kube_factory)(dict(kubeconfig), self.temp_dir),
+            )
+            client = require("kubernetes.client", extra="aks")
+            self._groups = {"core": client.CoreV1Api(self._api), "apps": client.AppsV1Api(self._api)}
+        except BaseException:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            raise
+
+    def close(self) -> None:
+        """Close connections and remove the certificate files."""
+        try:
+            self._api.close()
+        finally:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+    def _call(self, operation: str, call: Callable[[], Any]) -> Any:
+        return with_retries(
+            call, policy=self._retry, provider="kubernetes", operation=self._prefix + operation
+        )
+
+    def _method(
+        self, kind: str, verb: str, *, all_namespaces: bool = False
+    ) -> tuple[Callable[..., Any], bool]:
+        group, snake, namespaced = _KINDS[kind]
+        api = self._groups[group]
+        if not namespaced:
+            return getattr(api, f"{verb}_{snake}"), False
+        if all_namespaces:
+            return getattr(api, f"{verb}_{snake}_for_all_namespaces"), False
+        return getattr(api, f"{verb}_namespaced_{snake}"), True
+
+    def _invoke(self, operation: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        def call() -> Any:
+            response = method(*args, _preload_content=False, _request_timeout=self._timeout, **kwargs)
+            return json.loads(response.data) if response.data else {}
+
+        return self._call(operation, call)
+
+    def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply ``obj`` (owned by field manager ``endpointkit``, conflicts forced)."""
+        kind, metadata = obj["kind"], obj["metadata"]
+        method, namespaced = self._method(kind, "patch")
+        args = (metadata["name"], metadata["namespace"]) if namespaced else (metadata["name"],)
+        result: dict[str, Any] = self._invoke(
+            f"apply {kind} {metadata['name']}",
+            method,
+            *args,
+            body=dict(obj),
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type=APPLY_PATCH,
+        )
+        return result
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        method, namespaced = self._method(kind, "read")
+        args = (name, namespace) if namespaced else (name,)
+        try:
+            result: dict[str, Any] = self._invoke(f"read {kind} {name}", method, *args)
+        except NotFoundError:
+            return None
+        return result
+
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> bool:
+        """Delete the object (its dependents are collected in the background); False when it was gone."""
+        method, namespaced = self._method(kind, "delete")
+        args = (name, namespace) if namespaced else (name,)
+        try:
+            self._invoke(f"delete {kind} {name}", method, *args, propagation_policy="Background")
+        except NotFoundError:
+            return False
+        return True
+
+    def list(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Objects of ``kind`` in ``namespace`` (every namespace when None) matching the selectors."""
+        method, namespaced = self._method(kind, "list", all_namespaces=namespace is None)
+        args = (namespace,) if namespaced else ()
+        options = {
+            k: v for k, v in (("label_selector", label_selector), ("field_selector", field_selector)) if v
+        }
+        result = self._invoke(f"list {kind}", method, *args, **options)
+        return list(result.get("items") or [])
+
+    def pod_log(self, name: str, namespace: str, *, container: str, tail_lines: int, previous: bool) -> str:
+        """The last lines a pod's container wrote (of its previous run with ``previous``); '' when none."""
+        api = self._groups["core"]
+
+        def call() -> str:
+            response = api.read_namespaced_pod_log(
+                name,
+                namespace,
+                container=container,
+                tail_lines=tail_lines,
+                previous=previous,
+                _preload_content=False,
+                _request_timeout=self._timeout,
+            )
+            return bytes(response.data or b"").decode("utf-8", "replace")
+
+        try:
+            result: str = self._call(f"read logs of pod {name}", call)
+        except ProviderError:
+            return ""  # logs are a courtesy in an error message: never the reason a call fails
+        return result
+
+
+# ------------------------------------------------------------------------------------------------- rollouts
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentStatus:
+    """One variant's Deployment as it runs."""
+
+    name: str
+    variant: str
+    replicas: int
+    ready: int
+    available: int
+    rolled_out: bool
+    weight: float
+    annotations: Mapping[str, str]
+    generation: int = 1
+
+
+@dataclass(frozen=True)
+class Observation:
+    """An endpoint's Deployments, Service address and the first pod problem found."""
+
+    service: Mapping[str, Any] | None
+    deployments: tuple[DeploymentStatus, ...]
+    address: str | None
+    problem: ProviderError | None
+
+    @property
+    def exists(self) -> bool:
+        return self.service is not None or bool(self.deployments)
+
+    @property
+    def updating(self) -> bool:
+        """Whether a Deployment that existed before is rolling to a new template (not a first rollout)."""
+        return any(not d.rolled_out and d.generation > 1 for d in self.deployments)
+
+    @property
+    def ready(self) -> bool:
+        return (
+            bool(self.deployments)
+            and all(d.rolled_out for d in self.deployments)
+            and self.address is not None
+        )
+
+    def describe(self) -> str:
+        if not self.exists:
+            return "not found"
+        parts = [f"{d.variant} {d.available}/{d.replicas} available" for d in self.deployments]
+        parts.append(f"LoadBalancer {self.address}" if self.address else "waiting for a LoadBalancer address")
+        return ", ".join(parts)
+
+
+def _rolled_out(deployment: Mapping[str, Any]) -> bool:
+    # kubectl rollout status's rule: the controller saw this generation, every replica runs the new template and
+    # is available, and no old replica is left (k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go).
+    spec, status = deployment.get("spec", {}), deployment.get("status", {})
+    wanted = int(spec.get("replicas", 1))
+    return (
+        int(status.get("observedGeneration", 0)) >= int(deployment["metadata"].get("generation", 0))
+        and int(status.get("updatedReplicas", 0)) >= wanted
+        and int(status.get("replicas", 0)) <= wanted
+        and int(status.get("availableReplicas", 0)) >= wanted
+    )
+
+
+def observe(
+    kube: KubeClient,
+    *,
+    namespace: str,
+    endpoint: str,
+    service: str,
+    autoscaling: bool = False,
+    log_lines: int = 20,
+) -> Observation:
+    """Read the endpoint's Deployments, Service and pods once. Read-only."""
+    selector = f"{MANAGED_BY_TAG}={MANAGED_BY_VALUE},{LABEL_ENDPOINT}={endpoint}"
+    found = kube.list("Deployment", namespace, label_selector=selector)
+    service_object = kube.get("Service", service, namespace)
+    deployments: list[DeploymentStatus] = []
+    templates: dict[str, str] = {}
+    for item in sorted(found, key=lambda d: str(d["metadata"]["name"])):
+        metadata, status = item["metadata"], item.get("status", {})
+        variant = str(metadata.get("labels", {}).get(LABEL_VARIANT, metadata["name"]))
+        annotations = dict(metadata.get("annotations") or {})
+        try:
+            weight = float(annotations.get("endpointkit-weight", "1"))
+        except ValueError:
+            weight = 1.0
+        deployments.append(
+            DeploymentStatus(
+                name=str(metadata["name"]),
+                variant=variant,
+                replicas=int(item.get("spec", {}).get("replicas", 1)),
+                ready=int(status.get("readyReplicas", 0)),
+                available=int(status.get("availableReplicas", 0)),
+                rolled_out=_rolled_out(item),
+                weight=weight,
+                annotations=annotations,
+                generation=int(metadata.get("generation", 1)),
+            )
+        )
+        labels = item.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
+        templates[variant] = str(labels.get(LABEL_TEMPLATE, ""))
+    address = None
+    if service_object is not None:
+        ingress = (service_object.get("status", {}).get("loadBalancer", {}) or {}).get("ingress") or []
+        if ingress:
+            address = ingress[0].get("ip") or ingress[0].get("hostname")
+    problem = None
+    if deployments and not all(d.rolled_out for d in deployments):
+        problem = _pod_problem(kube, namespace, selector, templates, autoscaling, log_lines)
+    return Observation(service_object, tuple(deployments), address, problem)
+
+
+def _pod_problem(
+    kube: KubeClient,
+    namespace: str,
+    selector: str,
+    templates: Mapping[str, str],
+    autoscaling: bool,
+    log_lines: int,
+) -> ProviderError | None:
+    pods = kube.list("Pod", namespace, label_selector=selector)
+    for pod in sorted(pods, key=lambda p: str(p["metadata"]["name"])):
+        labels = pod["metadata"].get("labels", {})
+        if templates.get(str(labels.get(LABEL_VARIANT))) not in (None, labels.get(LABEL_TEMPLATE)):
+            continue  # an old replica of a rolling update: it keeps serving, its state is not the new one's
+        problem = _problem_of(kube, namespace, pod, autoscaling, log_lines)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _problem_of(
+    kube: KubeClient, namespace: str, pod: Mapping[str, Any], autoscaling: bool, log_lines: int
+) -> ProviderError | None:
+    name = str(pod["metadata"]["name"])
+    status = pod.get("status", {})
+    for condition in status.get("conditions") or []:
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and (condition.get("reason") == "Unschedulable")
+        ):
+            events = _events(kube, namespace, name)
+            if autoscaling and _scale_up_pending(events):
+                return None  # the cluster autoscaler is adding a node for this pod
+            message = condition.get("message") or next(
+                (e.get("message") for e in reversed(events) if e.get("reason") == "FailedScheduling"), ""
+            )
+            return CapacityError(
+                f"pod {name} cannot be scheduled: Unschedulable: {message}".rstrip(": "),
+                provider="kubernetes",
+                operation="schedule pods",
+                code="Unschedulable",
+            )
+    statuses = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
+    for container in statuses:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        if reason in _STUCK_REASONS:
+            return ProviderError(
+                f"pod {name}: container {container.get('name')} is {reason}: {waiting.get('message', '')}".rstrip(),
+                provider="kubernetes",
+                operation="start pods",
+                code=str(reason),
+            )
+        if reason == "CrashLoopBackOff":
+            terminated = (container.get("lastState") or {}).get("terminated") or {}
+            exit_text = f" (exit code {terminated['exitCode']})" if "exitCode" in terminated else ""
+            logs = kube.pod_log(
+                name, namespace, container=str(container.get("name")), tail_lines=log_lines, previous=True
+            ).rstrip()
+            tail = f"; its last log lines:\n{logs}" if logs else ""
+            return ProviderError(
+                f"pod {name}: container {container.get('name')} is in CrashLoopBackOff{exit_text}{tail}",
+                provider="kubernetes",
+                operation="start pods",
+                code="CrashLoopBackOff",
+                details={"log": logs},
+            )
+    return None
+
+
+def _events(kube: KubeClient, namespace: str, pod: str) -> list[dict[str, Any]]:
+    events = kube.list("Event", namespace, field_selector=f"involvedObject.name={pod}")
+    return sorted(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+
+
+def _scale_up_pending(events: list[dict[str, Any]]) -> bool:
+    # cluster-autoscaler records TriggeredScaleUp when it adds a node for a pod, NotTriggerScaleUp when it cannot
+    # (kubernetes/autoscaler cluster-autoscaler/FAQ.md, "What events are emitted by CA?").
+    verdicts = [
+        e.get("reason") for e in events if e.get("reason") in ("TriggeredScaleUp", "NotTriggerScaleUp")
+    ]
+    return bool(verdicts) and verdicts[-1] == "TriggeredScaleUp"
+
+
+def accelerator_nodes(kube: KubeClient, pool: str, resource: str) -> tuple[int, int]:
+    """(nodes in ``pool``, nodes that advertise ``resource``): a device plugin registers it per node."""
+    nodes = kube.list("Node", label_selector=f"{AGENTPOOL_LABEL}={pool}")
+    advertising = sum(
+        1
+        for node in nodes
+        if int(str((node.get("status", {}).get("allocatable") or {}).get(resource, "0")) or 0) > 0
+    )
+    return len(nodes), advertising

@@ -1,0 +1,433 @@
+"""The Kubernetes objects of an AKS endpoint, as plain dicts: pure functions of the spec, no client import.
+
+Per endpoint: a Deployment per variant, one LoadBalancer Service over all of them (HTTP 8000 and gRPC 8001;
+metrics 8002 stays inside the cluster), a Secret with the storage account key (the model), a ConfigMap that
+records the rendered objects (the endpoint config), a Secret with the endpoint key when ``api_key`` is set,
+and on an endpointkit-made GPU pool the NVIDIA device plugin DaemonSet.
+
+Shapes follow triton-inference-server/server ``deploy/k8s-onprem/templates/deployment.yaml`` (probes, ports,
+``runAsUser 1000``) and the AKS GPU guide (``sku=gpu:NoSchedule`` toleration, device plugin DaemonSet):
+https://learn.microsoft.com/azure/aks/use-nvidia-gpu.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from endpointkit.adapters.base import EXPIRES_AT_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE, SPEC_HASH_TAG
+from endpointkit.adapters.naming import content_hash
+
+__all__ = [
+    "ANNOTATION_API_KEY",
+    "ANNOTATION_CONFIG",
+    "ANNOTATION_DEFAULT_MODEL",
+    "ANNOTATION_WEIGHT",
+    "API_KEY_ENV",
+    "API_KEY_HEADER",
+    "DEFAULT_TRITON_TAG",
+    "DEVICE_PLUGIN_IMAGE",
+    "LABEL_ENDPOINT",
+    "LABEL_POOL",
+    "LABEL_TEMPLATE",
+    "LABEL_VARIANT",
+    "TRITON_IMAGE",
+    "VariantRender",
+    "EndpointRender",
+    "config_map",
+    "deployment",
+    "device_plugin",
+    "expiry_label",
+    "key_secret",
+    "model_secret",
+    "namespace",
+    "parse_expiry_label",
+    "service",
+    "service_name",
+    "stamp",
+    "triton_image",
+    "volatile_labels",
+]
+
+TRITON_IMAGE = "nvcr.io/nvidia/tritonserver"
+# 24.10 ships Triton 2.51.0, the server the local target runs (nvidia-pytriton 0.7.0), so a repository that
+# loads locally loads the same way on AKS. https://docs.nvidia.com/deeplearning/triton-inference-server/release-notes/
+DEFAULT_TRITON_TAG = "24.10"
+# The version the AKS GPU guide deploys (MicrosoftDocs/azure-aks-docs articles/aks/use-nvidia-gpu.md).
+DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.18.0"
+
+LABEL_ENDPOINT = "endpointkit-endpoint"
+LABEL_VARIANT = "endpointkit-variant"
+LABEL_TEMPLATE = "endpointkit-template"
+LABEL_POOL = "endpointkit-node-pool"
+LABEL_ROLE = "endpointkit-role"
+ANNOTATION_CONFIG = "endpointkit-config"
+ANNOTATION_WEIGHT = "endpointkit-weight"
+ANNOTATION_DEFAULT_MODEL = "endpointkit-default-model"
+ANNOTATION_API_KEY = "endpointkit-api-key-secret"
+AGENTPOOL_LABEL = "kubernetes.azure.com/agentpool"  # set by AKS on every node of a pool
+API_KEY_HEADER = "endpointkit-key"
+API_KEY_ENV = "ENDPOINTKIT_API_KEY"
+STORAGE_KEY = "AZURE_STORAGE_KEY"
+STORAGE_ACCOUNT = "AZURE_STORAGE_ACCOUNT"
+HTTP_PORT, GRPC_PORT, METRICS_PORT = 8000, 8001, 8002
+# Every API group but health, so probes work without the key (Triton "Limit Endpoint Access", server
+# docs/customization_guide/inference_protocols.md). gRPC gets the same fence: it is exposed too.
+_RESTRICTED = "metadata,inference,shared-memory,model-config,model-repository,statistics,trace,logging"
+_DEFAULT_CPU = "1"
+_DEFAULT_MEMORY = "2Gi"
+
+
+@dataclass(frozen=True)
+class VariantRender:
+    """One variant as a Deployment: replicas, per-replica resources, traffic weight and rollout headroom."""
+
+    name: str
+    replicas: int
+    weight: float
+    cpu: float | None
+    memory: str | None
+    accelerators: int
+    surge: bool
+
+
+@dataclass(frozen=True)
+class EndpointRender:
+    """Everything the objects of one endpoint are made from."""
+
+    endpoint: str
+    namespace: str
+    image: str
+    repository_uri: str
+    storage_account: str
+    storage_key_secret: str
+    environment: Mapping[str, str]
+    default_model: str | None
+    variants: Sequence[VariantRender]
+    pool: str | None = None
+    accelerator_resource: str | None = None
+    taint: tuple[str, str] | None = None
+    api_key_secret: str | None = None
+    startup_seconds: float = 1800.0
+    user_annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+def triton_image(image: str | None) -> str:
+    """``model.image`` as given, a bare tag (``24.10``) as NGC's ``-py3`` image, or the default image."""
+    if image is None:
+        return f"{TRITON_IMAGE}:{DEFAULT_TRITON_TAG}-py3"
+    if re.fullmatch(r"\d{2}\.\d{2}(-py3)?", image):
+        return f"{TRITON_IMAGE}:{image.removesuffix('-py3')}-py3"
+    return image
+
+
+def service_name(endpoint: str) -> str:
+    """A Service name is a DNS-1035 label: it must start with a letter."""
+    return endpoint if endpoint[0].isalpha() else f"ek-{endpoint}"[:63].rstrip("-")
+
+
+def base_labels(endpoint: str) -> dict[str, str]:
+    return {
+        MANAGED_BY_TAG: MANAGED_BY_VALUE,
+        LABEL_ENDPOINT: endpoint,
+        "app.kubernetes.io/name": "triton",
+        "app.kubernetes.io/instance": endpoint,
+        "app.kubernetes.io/managed-by": MANAGED_BY_VALUE,
+    }
+
+
+def _metadata(
+    name: str, namespace: str | None, labels: Mapping[str, str], annotations: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "labels": dict(labels)}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return metadata
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _cpu(value: float | None) -> str:
+    if value is None:
+        return _DEFAULT_CPU
+    return str(int(value)) if float(value).is_integer() else f"{round(value * 1000)}m"
+
+
+def namespace(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": _metadata(name, None, {MANAGED_BY_TAG: MANAGED_BY_VALUE}),
+    }
+
+
+def model_secret(
+    name: str, namespace: str, *, endpoint: str, repository_uri: str, account: str, key: str | None
+) -> dict[str, Any]:
+    """The model: where Triton reads the repository, and the storage key when endpointkit fetched it."""
+    data = {"repository": _b64(repository_uri), STORAGE_ACCOUNT: _b64(account)}
+    if key is not None:
+        data[STORAGE_KEY] = _b64(key)
+    labels = {**base_labels(endpoint), LABEL_ROLE: "model"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(name, namespace, labels),
+        "type": "Opaque",
+        "data": data,
+    }
+
+
+def key_secret(name: str, namespace: str, *, endpoint: str, key: str) -> dict[str, Any]:
+    labels = {**base_labels(endpoint), LABEL_ROLE: "api-key"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(name, namespace, labels),
+        "type": "Opaque",
+        "data": {"key": _b64(key)},
+    }
+
+
+def config_map(
+    name: str, namespace: str, *, endpoint: str, pool: str | None, objects: str, summary: str
+) -> dict[str, Any]:
+    """The endpoint config: the rendered objects (JSON) that ``update_endpoint`` applies or restores."""
+    labels = {**base_labels(endpoint), LABEL_ROLE: "config"}
+    if pool is not None:
+        labels[LABEL_POOL] = pool
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(name, namespace, labels),
+        "data": {"objects.json": objects, "summary.json": summary},
+    }
+
+
+def deployment(render: EndpointRender, variant: VariantRender) -> dict[str, Any]:
+    """The Deployment of one variant; its pod template is labelled with a hash of itself."""
+    selector = {LABEL_ENDPOINT: render.endpoint, LABEL_VARIANT: variant.name}
+    pod_labels = {**base_labels(render.endpoint), LABEL_VARIANT: variant.name}
+    template = {"metadata": {"labels": pod_labels}, "spec": _pod_spec(render, variant)}
+    template_hash = content_hash(template)[:10]
+    template["metadata"]["labels"] = {**pod_labels, LABEL_TEMPLATE: template_hash}
+    labels = {**base_labels(render.endpoint), LABEL_VARIANT: variant.name, LABEL_ROLE: "endpoint"}
+    if render.pool is not None and variant.accelerators:
+        labels[LABEL_POOL] = render.pool
+    annotations = {ANNOTATION_WEIGHT: f"{variant.weight:g}", **render.user_annotations}
+    if render.default_model:
+        annotations[ANNOTATION_DEFAULT_MODEL] = render.default_model
+    # Without a spare accelerator, a surge pod could never schedule: replace pods one at a time instead.
+    rolling = {"maxSurge": 1, "maxUnavailable": 0} if variant.surge else {"maxSurge": 0, "maxUnavailable": 1}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(f"{render.endpoint}-{variant.name}", render.namespace, labels, annotations),
+        "spec": {
+            "replicas": variant.replicas,
+            "selector": {"matchLabels": selector},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": rolling},
+            "template": template,
+        },
+    }
+
+
+def _pod_spec(render: EndpointRender, variant: VariantRender) -> dict[str, Any]:
+    args = [
+        "tritonserver",
+        f"--model-repository={render.repository_uri}",
+        f"--http-port={HTTP_PORT}",
+        f"--grpc-port={GRPC_PORT}",
+        f"--metrics-port={METRICS_PORT}",
+    ]
+    env: list[dict[str, Any]] = [
+        {"name": key, "value": value} for key, value in sorted(render.environment.items())
+    ]
+    env.append({"name": STORAGE_ACCOUNT, "value": render.storage_account})
+    env.append(
+        {
+            "name": STORAGE_KEY,
+            "valueFrom": {"secretKeyRef": {"name": render.storage_key_secret, "key": STORAGE_KEY}},
+        }
+    )
+    if render.api_key_secret is not None:
+        env.append(
+            {
+                "name": API_KEY_ENV,
+                "valueFrom": {"secretKeyRef": {"name": render.api_key_secret, "key": "key"}},
+            }
+        )
+        # Kubernetes expands $(VAR) in args from the container's env, so the key never sits in the object.
+        fence = f"{_RESTRICTED}:{API_KEY_HEADER}=$({API_KEY_ENV})"
+        args += [f"--http-restricted-api={fence}", f"--grpc-restricted-protocol={fence}"]
+    memory = variant.memory or _DEFAULT_MEMORY
+    # Memory is guaranteed (limit = request); CPU has no limit, as CFS throttling shows up as latency spikes.
+    limits: dict[str, Any] = {"memory": memory}
+    if variant.accelerators and render.accelerator_resource is not None:
+        limits[render.accelerator_resource] = variant.accelerators  # extended resources go in limits
+    probe = {"httpGet": {"path": "/v2/health/ready", "port": "http"}}
+    container: dict[str, Any] = {
+        "name": "triton",
+        "image": render.image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": args,
+        "env": env,
+        "ports": [
+            {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
+            {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
+        "resources": {"requests": {"cpu": _cpu(variant.cpu), "memory": memory}, "limits": limits},
+        "readinessProbe": {**probe, "periodSeconds": 5, "failureThreshold": 3},
+        "livenessProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+        # Large models take minutes to load: liveness waits until the startup probe passed once.
+        "startupProbe": {
+            **probe,
+            "periodSeconds": 10,
+            "failureThreshold": max(6, min(360, math.ceil(render.startup_seconds / 10))),
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+        },
+        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+    }
+    spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        # The NGC Triton image runs as triton-server (uid 1000); the upstream charts set the same.
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+            "fsGroup": 1000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "terminationGracePeriodSeconds": 30,
+        "containers": [container],
+        # The Python backend exchanges tensors through /dev/shm, which container runtimes cap at 64 MiB.
+        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}}],
+    }
+    if variant.accelerators and render.pool is not None:
+        spec["nodeSelector"] = {AGENTPOOL_LABEL: render.pool}
+        if render.taint is not None:
+            key, value = render.taint
+            spec["tolerations"] = [{"key": key, "operator": "Equal", "value": value, "effect": "NoSchedule"}]
+    return spec
+
+
+def service(render: EndpointRender) -> dict[str, Any]:
+    """One LoadBalancer over every variant's pods: HTTP and gRPC; metrics are not exposed."""
+    labels = {**base_labels(render.endpoint), LABEL_ROLE: "endpoint"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(
+            service_name(render.endpoint), render.namespace, labels, dict(render.user_annotations)
+        ),
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": {LABEL_ENDPOINT: render.endpoint},
+            "ports": [
+                {"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"},
+                {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
+            ],
+        },
+    }
+
+
+def device_plugin(pool: str) -> dict[str, Any]:
+    """The NVIDIA device plugin for one pool, as the AKS GPU guide deploys it, with the pool's toleration."""
+    name = f"endpointkit-nvidia-device-plugin-{pool}"
+    labels = {
+        MANAGED_BY_TAG: MANAGED_BY_VALUE,
+        LABEL_POOL: pool,
+        "app.kubernetes.io/name": "nvidia-device-plugin",
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": _metadata(name, "kube-system", labels),
+        "spec": {
+            "selector": {"matchLabels": {"name": name}},
+            "updateStrategy": {"type": "RollingUpdate"},
+            "template": {
+                "metadata": {"labels": {"name": name, LABEL_POOL: pool}},
+                "spec": {
+                    "nodeSelector": {AGENTPOOL_LABEL: pool},
+                    "tolerations": [
+                        {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"},
+                        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+                    ],
+                    "priorityClassName": "system-node-critical",
+                    "containers": [
+                        {
+                            "name": "nvidia-device-plugin-ctr",
+                            "image": DEVICE_PLUGIN_IMAGE,
+                            "env": [{"name": "FAIL_ON_INIT_ERROR", "value": "false"}],
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                            "volumeMounts": [
+                                {"name": "device-plugin", "mountPath": "/var/lib/kubelet/device-plugins"}
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "device-plugin", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}}
+                    ],
+                },
+            },
+        },
+    }
+
+
+def stamp(
+    obj: Mapping[str, Any], *, labels: Mapping[str, str], annotations: Mapping[str, str]
+) -> dict[str, Any]:
+    """A copy of ``obj`` with labels and annotations that change per apply (spec hash, expiry, config name).
+
+    Only object metadata changes: the pod template stays the same, so restamping restarts no pod.
+    """
+    metadata = dict(obj["metadata"])
+    metadata["labels"] = {**metadata.get("labels", {}), **labels}
+    merged = {**metadata.get("annotations", {}), **annotations}
+    if merged:
+        metadata["annotations"] = merged
+    return {**obj, "metadata": metadata}
+
+
+def expiry_label(expiry: datetime) -> str:
+    """``endpointkit-expires-at`` in a label-safe form: ``20260131T235959Z`` (labels cannot hold ``:``)."""
+    return expiry.strftime("%Y%m%dT%H%M%SZ")
+
+
+def parse_expiry_label(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+def volatile_labels(spec_hash: str, expiry: datetime | None) -> dict[str, str]:
+    labels = {SPEC_HASH_TAG: spec_hash}
+    if expiry is not None:
+        labels[EXPIRES_AT_TAG] = expiry_label(expiry)
+    return labels

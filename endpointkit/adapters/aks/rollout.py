@@ -1,0 +1,69 @@
+"""Pieces of applying an endpoint's objects: per-apply stamps, the endpoint key, and undoing a failed update."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from endpointkit.adapters.aks import render
+from endpointkit.adapters.aks.desired import EndpointPlan, config_objects
+from endpointkit.adapters.aks.kube import KubeClient, Observation
+from endpointkit.adapters.base import EXPIRES_AT_TAG, SPEC_HASH_TAG
+from endpointkit.adapters.naming import expires_at
+from endpointkit.errors import ProviderError
+from endpointkit.spec import Deployment
+
+__all__ = ["Stamp", "ensure_key", "restore", "stamper"]
+
+Stamp = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def stamper(deployment: Deployment, plan: EndpointPlan) -> Stamp:
+    """Adds what changes per apply: spec hash and expiry labels; config and key-Secret annotations."""
+    labels = render.volatile_labels(deployment.spec_hash(), expires_at(deployment))
+    annotations = {render.ANNOTATION_CONFIG: plan.desired.config.name}
+    if plan.render.api_key_secret is not None:
+        annotations[render.ANNOTATION_API_KEY] = plan.render.api_key_secret
+
+    def stamp(obj: dict[str, Any]) -> dict[str, Any]:
+        extra = annotations if obj["kind"] in ("Service", "Deployment") else {}
+        return render.stamp(obj, labels=labels, annotations=extra)
+
+    return stamp
+
+
+def ensure_key(plan: EndpointPlan, kube: KubeClient, namespace: str, stamp: Stamp) -> None:
+    """Create the endpoint key Secret when the spec asks for a key and none exists.
+
+    Created once and kept: re-applying must not rotate a key that clients already hold.
+    """
+    if plan.render.api_key_secret is None or kube.get("Secret", plan.key_secret, namespace):
+        return
+    key = secrets.token_urlsafe(32)
+    kube.apply(stamp(render.key_secret(plan.key_secret, namespace, endpoint=plan.render.endpoint, key=key)))
+
+
+def restore(
+    kube: KubeClient, namespace: str, config_name: str | None, applied: set[str], before: Observation
+) -> None:
+    """Put the previous Deployments back after a failed update, from the previous config's record.
+
+    Best effort: the update's own error is what the caller raises, so a failure here is swallowed.
+    """
+    if not config_name:
+        return
+    try:
+        found = kube.get("ConfigMap", config_name, namespace)
+        if found is None:
+            return
+        labels = (before.service or {}).get("metadata", {}).get("labels") or {}
+        volatile = {k: v for k, v in labels.items() if k in (SPEC_HASH_TAG, EXPIRES_AT_TAG)}
+        old = [o for o in config_objects(found.get("data") or {}) if o.get("kind") == "Deployment"]
+        for obj in old:
+            annotations = {render.ANNOTATION_CONFIG: config_name}
+            kube.apply(render.stamp(obj, labels=volatile, annotations=annotations))
+        for name in applied - {o["metadata"]["name"] for o in old}:
+            kube.delete("Deployment", name, namespace)
+    except ProviderError:
+        return
