@@ -19,9 +19,9 @@ __all__ = ["apply", "destroy", "plan", "resolve", "status"]
 SpecLike = Spec | str | os.PathLike[str]
 
 
-def resolve(spec: SpecLike, target: str | None = None) -> Deployment:
+def resolve(spec: SpecLike, target: str | None = None, *, check_repository: bool = True) -> Deployment:
     """A spec (or the path of one) resolved for ``target``."""
-    loaded = spec if isinstance(spec, Spec) else load_spec(spec)
+    loaded = spec if isinstance(spec, Spec) else load_spec(spec, check_repository=check_repository)
     return loaded.deployment(target)
 
 
@@ -80,7 +80,7 @@ def status(
     spec: SpecLike, target: str | None = None, *, adapter: Adapter | None = None, **options: Any
 ) -> EndpointState | None:
     """The endpoint's state, or None when it does not exist. Read-only."""
-    deployment = resolve(spec, target)
+    deployment = resolve(spec, target, check_repository=False)
     with _adapter_for(deployment, adapter, options) as active:
         return read_status(deployment, active)
 
@@ -94,7 +94,7 @@ def destroy(
     **options: Any,
 ) -> bool:
     """Delete the endpoint, its config and its model, in that order. Idempotent; True when anything existed."""
-    deployment = resolve(spec, target)
+    deployment = resolve(spec, target, check_repository=False)
     # Pooled keep-alive connections would hold a stopping Triton for its whole exit timeout.
     forget_endpoint(deployment.name)
     with _adapter_for(deployment, adapter, options) as active:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import Any
 
 from endpointkit.adapters import adapter_for_state
 from endpointkit.adapters.base import Adapter, EndpointState
@@ -21,14 +22,14 @@ def _key(state: EndpointState) -> tuple[str, str, str, str | None]:
     return (state.kind, state.target, state.name, state.url)
 
 
-def cached_adapter(state: EndpointState) -> Adapter:
+def cached_adapter(state: EndpointState, options: dict[str, Any] | None = None) -> Adapter:
     """The pooled adapter for ``state``'s endpoint, made on first use."""
     with _cache_lock:
         hit = _cache.get(_key(state))
         if hit is not None:
             _cache.move_to_end(_key(state))
             return hit[0]
-    return remember_adapter(state, adapter_for_state(state))
+    return remember_adapter(state, adapter_for_state(state, **(options or {})))
 
 
 def remember_adapter(state: EndpointState, adapter: Adapter) -> Adapter:

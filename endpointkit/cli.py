@@ -395,13 +395,18 @@ def _one_destroy(deployment: Deployment, args: argparse.Namespace, progress: Pro
 _OneEndpoint = Callable[[Deployment, argparse.Namespace, Progress | None], _Outcome]
 
 
+def _needs_repository(args: argparse.Namespace) -> bool:
+    # status and destroy must keep working after the local model repository is gone
+    return args.command not in ("status", "destroy")
+
+
 def _endpoint_command(one: _OneEndpoint, *, shows_progress: bool) -> Callable[[argparse.Namespace], int]:
     """A command that runs ``one`` on a single spec (output as before fleets existed) or on a fleet."""
 
     def command(args: argparse.Namespace) -> int:
         if fleet.is_fleet(args.spec):
             return _run_fleet(args, one)
-        deployment = _api.resolve(args.spec[0], args.target)
+        deployment = _api.resolve(args.spec[0], args.target, check_repository=_needs_repository(args))
         progress = _ProgressLine(sys.stderr) if shows_progress else None
         try:
             outcome = one(deployment, args, progress)
@@ -432,7 +437,7 @@ def _run_fleet(args: argparse.Namespace, one: _OneEndpoint) -> int:
     claimed: dict[tuple[str, ...], str] = {}
     for index, path in enumerate(paths):
         try:
-            deployment = _api.resolve(path, args.target)
+            deployment = _api.resolve(path, args.target, check_repository=_needs_repository(args))
         except EndpointKitError as resolve_error:
             failures[index] = resolve_error
             continue

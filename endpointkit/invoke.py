@@ -34,6 +34,7 @@ def invoke_endpoint(
     request_id: str | None = None,
     parameters: Mapping[str, Any] | None = None,
     adapter: Adapter | None = None,
+    **options: Any,
 ) -> InferResponse:
     """Run one inference on a deployed endpoint and return its outputs as numpy arrays.
 
@@ -45,6 +46,7 @@ def invoke_endpoint(
         timeout: seconds for the whole request.
         model: the Triton model to call (default: the endpoint's default model).
         adapter: an adapter to use instead of the one the target names (tests, custom transports).
+        options: passed to the adapter when one is made (``credential=`` for AKS, client factories, …).
 
     Raises:
         PayloadError: the inputs cannot be encoded, the request is over the target's size limit, or the response
@@ -52,7 +54,7 @@ def invoke_endpoint(
         NotFoundError: the endpoint does not exist or is not serving.
         ProviderError: the endpoint answered with an error; carries Triton's message.
     """
-    active, state = _connect(spec_or_state, target, adapter)
+    active, state = _connect(spec_or_state, target, adapter, options)
     encoded = encode_request(
         inputs,
         outputs,
@@ -71,14 +73,17 @@ def invoke_endpoint(
 
 
 def _connect(
-    spec_or_state: SpecLike | EndpointState, target: str | None, adapter: Adapter | None
+    spec_or_state: SpecLike | EndpointState,
+    target: str | None,
+    adapter: Adapter | None,
+    options: dict[str, Any],
 ) -> tuple[Adapter, EndpointState]:
     if isinstance(spec_or_state, EndpointState):
         if adapter is not None:
             return adapter, spec_or_state
-        return cached_adapter(spec_or_state), spec_or_state
+        return cached_adapter(spec_or_state, options), spec_or_state
     deployment = resolve(spec_or_state, target)
-    active = adapter or create_adapter(deployment)
+    active = adapter or create_adapter(deployment, **options)
     state = active.status(deployment)
     if state.status is not EndpointStatus.IN_SERVICE:
         if adapter is None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import difflib
-import os
 import hashlib
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -404,8 +404,11 @@ def _suggest(word: str, choices: Any) -> str:
 # ---------------------------------------------------------------------------------------------------- loading
 
 
-def load_spec(path: str | os.PathLike[str]) -> Spec:
+def load_spec(path: str | os.PathLike[str], *, check_repository: bool = True) -> Spec:
     """Read and validate a spec file (YAML).
+
+    ``check_repository=False`` skips loading the local model repository (``status`` and ``destroy`` must work
+    after it is gone).
 
     Raises:
         SpecError: the file is missing, is not YAML, or breaks a rule; the message names the field path, the
@@ -438,6 +441,7 @@ def spec_from_dict(
     base_dir: Path | None = None,
     source: str = "spec",
     lines: Mapping[tuple[str | int, ...], int] | None = None,
+    check_repository: bool = True,
 ) -> Spec:
     """Validate a spec given as a mapping (what ``load_spec`` does after reading YAML)."""
     try:
@@ -446,7 +450,8 @@ def spec_from_dict(
         raise _spec_error(exc, data, source, lines or {}) from None
     for target in spec.targets:  # cross-field rules of every target are checked at load, not at deploy time
         spec.deployment(target)
-    _check_repository(spec)
+    if check_repository:
+        _check_repository(spec)
     return spec
 
 

@@ -115,7 +115,7 @@ def _answer(query: dict[str, str]) -> dict[str, str]:
     spec_path = Path(query["spec"])
     if not spec_path.is_absolute():
         spec_path = Path.cwd() / spec_path
-    deployment = _api.resolve(spec_path, query["target"] or None)
+    deployment = _api.resolve(spec_path, query["target"] or None, check_repository=query["action"] == "apply")
     if query["action"] == "apply":
         state: EndpointState | None = _api.apply(deployment.spec, deployment.target_name)
     else:

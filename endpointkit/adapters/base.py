@@ -158,6 +158,8 @@ class ObservedState:
     model: Resource | None = None
     config: Resource | None = None
     existing: frozenset[tuple[ResourceKind, str]] = frozenset()
+    #: set when the endpoint cannot be changed in place (an immutable field differs): plan shows a replace
+    replace_reason: str | None = None
 
     @property
     def exists(self) -> bool:

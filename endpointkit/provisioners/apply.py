@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from endpointkit._wait import Progress
-from endpointkit.adapters.base import Adapter, EndpointState, EndpointStatus, ResourceKind
-from endpointkit.errors import ConflictError
+from endpointkit.adapters.base import Adapter, EndpointState, EndpointStatus, ReapableAdapter, ResourceKind
+from endpointkit.errors import ConflictError, SpecError
 from endpointkit.pricing import estimate_cost
 from endpointkit.provisioners.plan import Change, Plan, check_capabilities, diff
 from endpointkit.spec import Deployment
@@ -92,8 +92,21 @@ def _rollback(
 
 
 def destroy_endpoint(deployment: Deployment, adapter: Adapter, *, progress: Progress | None = None) -> bool:
-    """Delete the endpoint, then its config, then its model. Idempotent; returns whether anything existed."""
-    desired = adapter.desired(deployment)
+    """Delete the endpoint, then its config, then its model. Idempotent; returns whether anything existed.
+
+    When the spec's names cannot be computed any more (the local model repository is gone), an adapter that
+    can destroy from the endpoint's own description (:class:`ReapableAdapter`) does so.
+    """
+    try:
+        desired = adapter.desired(deployment)
+    except SpecError:
+        if not isinstance(adapter, ReapableAdapter):
+            raise
+        state = adapter.status(deployment)
+        if state.status is EndpointStatus.NOT_FOUND:
+            return False
+        adapter.destroy_by_state(state, progress=progress)
+        return True
     observed = adapter.read(deployment, desired)
     targets: list[tuple[ResourceKind, str]] = []
     if observed.exists:

@@ -132,10 +132,13 @@ def diff(desired: DesiredState, observed: ObservedState) -> tuple[Change, ...]:
             ensure(desired.config),
             Change("create", "endpoint", endpoint.name, "", endpoint.properties),
         )
-    if observed.state.status is EndpointStatus.FAILED:
-        reason = (
-            f"endpoint is FAILED: {observed.state.reason}" if observed.state.reason else "endpoint is FAILED"
-        )
+    if observed.state.status is EndpointStatus.FAILED or observed.replace_reason is not None:
+        if observed.replace_reason is not None:
+            reason = observed.replace_reason
+        elif observed.state.reason:
+            reason = f"endpoint is FAILED: {observed.state.reason}"
+        else:
+            reason = "endpoint is FAILED"
         changes = [
             ensure(desired.model),
             ensure(desired.config),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -35,7 +34,6 @@ from endpointkit.adapters.base import (
     Capability,
     DesiredState,
     EndpointState,
-    EndpointStatus,
     ObservedState,
     RawResponse,
     Resource,
@@ -217,9 +215,7 @@ class AksAdapter:
             config = Resource("endpoint_config", str(config_name), summary)
             model = Resource("model", str(summary.get("model")), {}) if summary.get("model") else None
         reason = self._infra.replacement_reason(deployment, pool_request_for(deployment))
-        if reason is not None:
-            state = dataclasses.replace(state, status=EndpointStatus.FAILED, reason=reason)
-        return ObservedState(state, model, config, frozenset(existing))
+        return ObservedState(state, model, config, frozenset(existing), replace_reason=reason)
 
     def status(self, deployment: Deployment) -> EndpointState:
         """The endpoint's state; ``NOT_FOUND`` when it does not exist. Read-only."""
