@@ -191,12 +191,21 @@ def log_tail(log_path: Path, *, lines: int = 15, errors_only: bool = False) -> l
     except OSError:
         return []
     if errors_only:
-        # Triton log lines start with a severity letter and a date: "E1122 07:31:49.123 ..."
-        flagged = [line for line in text if line[:1] == "E" and line[1:5].isdigit()]
-        flagged += [line for line in text if "failed to load" in line or "UNAVAILABLE" in line]
+        flagged = [line for line in text if _is_error_line(line)]
         if flagged:
-            return list(dict.fromkeys(flagged))[-lines:]
+            return flagged[-lines:]
     return text[-lines:]
+
+
+# Logged as an error by every start on a machine without a GPU driver; it says nothing about a failure.
+_NOISE = ("CudaDriverHelper has not been initialized",)
+
+
+def _is_error_line(line: str) -> bool:
+    if any(noise in line for noise in _NOISE):
+        return False
+    # Triton log lines start with a severity letter and a date: "E1122 07:31:49.123 ..."
+    return (line[:1] == "E" and line[1:5].isdigit()) or "failed to load" in line or "UNAVAILABLE" in line
 
 
 def _health(host: str, port: int, path: str, timeout: float = 1.0) -> int | None:

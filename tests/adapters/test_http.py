@@ -1,0 +1,217 @@
+"""The pooled keep-alive transport against a small threaded HTTP/1.1 server on loopback."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+from collections.abc import Iterator
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from endpointkit.adapters._http import HttpTransport, Origin
+from endpointkit.errors import ProviderError
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """``/echo`` answers the body it got; ``/drop-second`` hangs up on a connection's second request once;
+    ``/drop`` always hangs up; ``/slow`` answers after a second; ``/close`` answers then closes silently."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive
+    disable_nagle_algorithm = True  # the handler writes head and body separately
+    server: _Server
+    drop_once_done: ClassVar[bool] = False
+
+    def setup(self) -> None:
+        super().setup()
+        self.requests_here = 0
+        with self.server.lock:
+            self.server.connections += 1
+            self.connection_number = self.server.connections
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        return
+
+    def do_GET(self) -> None:
+        self.do_POST()
+
+    def do_POST(self) -> None:
+        self.requests_here += 1
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with self.server.lock:
+            self.server.seen.append({key.lower(): value for key, value in self.headers.items()})
+        if self.path == "/drop" or (
+            self.path == "/drop-second" and self.requests_here == 2 and not self.server.dropped
+        ):
+            self.server.dropped = True
+            self.close_connection = True  # no response: the client sees the connection end before any byte
+            return
+        if self.path == "/slow":
+            time.sleep(1.0)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Connection", str(self.connection_number))
+        self.end_headers()
+        self.wfile.write(body)
+        if self.path == "/close":
+            self.close_connection = True  # closes the socket after answering, without saying so
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.dropped = False
+        self.seen: list[dict[str, str]] = []
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        return  # a client that timed out and hung up is what some tests do on purpose
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    running = _Server()
+    thread = threading.Thread(target=running.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield running
+    finally:
+        running.shutdown()
+        running.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def transport() -> Iterator[HttpTransport]:
+    with HttpTransport(provider="test", timeout=5.0) as pooled:
+        yield pooled
+
+
+def origin(server: _Server) -> Origin:
+    return Origin("http", "127.0.0.1", server.server_address[1])
+
+
+def test_sequence_of_buffers_arrives_intact_with_its_length(
+    server: _Server, transport: HttpTransport
+) -> None:
+    array = np.arange(12, dtype=np.float32).reshape(3, 4)
+    parts: list[bytes | bytearray | memoryview] = [
+        b'{"inputs":[]}',
+        bytearray(b"\x00\x01"),
+        memoryview(array.data),  # 2-D float32: the transport sends it as its raw bytes
+        b"",
+        memoryview(b"tail"),
+    ]
+    response = transport.request("POST", origin(server), "/echo", parts, {"Content-Type": "x/y"})
+    expected = b'{"inputs":[]}' + b"\x00\x01" + array.tobytes() + b"tail"
+    assert response.status == 200
+    assert bytes(response.body) == expected
+    assert isinstance(response.body, bytearray)
+    assert server.seen[-1]["content-length"] == str(len(expected))
+    assert server.seen[-1]["accept-encoding"] == "identity"
+    assert server.seen[-1]["content-type"] == "x/y"
+    assert response.headers["content-length"] == str(len(expected))
+
+
+def test_large_body_in_many_buffers_survives_partial_sends(server: _Server, transport: HttpTransport) -> None:
+    rng = np.random.default_rng(7)
+    parts = [rng.bytes(size) for size in (3, 4 << 20, 1, 3 << 20)] + [b"x"] * 1500  # over IOV_MAX buffers
+    response = transport.request("POST", origin(server), "/echo", parts)
+    assert bytes(response.body) == b"".join(parts)
+
+
+def test_connection_is_kept_alive_and_reused(server: _Server, transport: HttpTransport) -> None:
+    numbers = {
+        transport.request("POST", origin(server), "/echo", b"x").headers["x-connection"] for _ in range(5)
+    }
+    assert len(numbers) == 1
+    assert transport.connections_opened == 1 and server.connections == 1
+
+
+def test_request_on_a_connection_the_server_closed_is_retried_once(
+    server: _Server, transport: HttpTransport
+) -> None:
+    first = transport.request("POST", origin(server), "/drop-second", b"one")
+    second = transport.request("POST", origin(server), "/drop-second", b"two")
+    assert server.dropped
+    assert bytes(second.body) == b"two"
+    assert second.headers["x-connection"] != first.headers["x-connection"]
+    assert transport.connections_opened == 2
+
+
+def test_idle_connection_closed_by_the_server_is_replaced(server: _Server, transport: HttpTransport) -> None:
+    first = transport.request("POST", origin(server), "/close", b"one")
+    time.sleep(0.05)  # let the server's close arrive
+    second = transport.request("POST", origin(server), "/echo", b"two")
+    assert bytes(second.body) == b"two"
+    assert second.headers["x-connection"] != first.headers["x-connection"]
+
+
+def test_fresh_connection_closed_without_answer_is_a_retryable_error(
+    server: _Server, transport: HttpTransport
+) -> None:
+    with pytest.raises(ProviderError) as raised:
+        transport.request("POST", origin(server), "/drop", b"x")
+    assert raised.value.retryable and raised.value.code == "ConnectionReset"
+    assert raised.value.provider == "test"
+
+
+def test_timeout_bounds_the_whole_request(server: _Server, transport: HttpTransport) -> None:
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as raised:
+        transport.request("POST", origin(server), "/slow", b"x", timeout=0.2)
+    assert time.monotonic() - started < 0.9
+    assert raised.value.code == "Timeout" and not raised.value.retryable
+    # the timed-out connection is not reused: its answer would arrive as the next request's response
+    assert bytes(transport.request("POST", origin(server), "/echo", b"next").body) == b"next"
+    assert transport.connections_opened == 2
+
+
+def test_refused_connection_is_a_retryable_error(transport: HttpTransport) -> None:
+    unused = _Server()
+    port = unused.server_address[1]
+    unused.server_close()
+    with pytest.raises(ProviderError) as raised:
+        transport.request("GET", Origin("http", "127.0.0.1", port), "/")
+    assert raised.value.retryable and raised.value.code == "ConnectionRefused"
+
+
+def test_threads_share_the_pool_safely(server: _Server, transport: HttpTransport) -> None:
+    failures: list[str] = []
+
+    def work(worker: int) -> None:
+        for index in range(25):
+            payload = f"{worker}:{index}".encode() * (index + 1)
+            body = transport.request("POST", origin(server), "/echo", [payload[:3], payload[3:]]).body
+            if bytes(body) != payload:
+                failures.append(f"{worker}:{index}")
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert failures == []
+    assert transport.connections_opened <= 8
+
+
+def test_close_drops_idle_connections_and_the_transport_stays_usable(
+    server: _Server, transport: HttpTransport
+) -> None:
+    transport.request("POST", origin(server), "/echo", b"x")
+    transport.close()
+    transport.request("POST", origin(server), "/echo", b"y")
+    assert transport.connections_opened == 2
+
+
+def test_origin_parse() -> None:
+    assert Origin.parse("http://127.0.0.1:8000/v2") == Origin("http", "127.0.0.1", 8000)
+    assert Origin.parse("https://example.com") == Origin("https", "example.com", 443)
+    with pytest.raises(ValueError):
+        Origin.parse("ftp://example.com")
