@@ -9,6 +9,7 @@ from one declarative spec.
 from __future__ import annotations
 
 from endpointkit._api import apply, destroy, plan, status
+from endpointkit._wait import ProgressEvent
 from endpointkit.adapters.base import Capability, EndpointState, EndpointStatus, VariantState
 from endpointkit.errors import (
     AuthError,
@@ -47,6 +48,7 @@ __all__ = [
     "NotFoundError",
     "PayloadError",
     "Plan",
+    "ProgressEvent",
     "ProviderError",
     "ProvisionTimeout",
     "QuotaError",

@@ -29,7 +29,11 @@ class TestMemoryContract(AdapterContract):
 
     def make_spec(self) -> Spec:
         return spec_from_dict(
-            {"name": "contract", "model": {"repository": "s3://models/demo/model.tar.gz"}, "variants": [{"name": "primary"}]}
+            {
+                "name": "contract",
+                "model": {"repository": "s3://models/demo/model.tar.gz"},
+                "variants": [{"name": "primary"}],
+            }
         )
 
     def change_spec(self, spec: Spec) -> Spec:
