@@ -11,6 +11,8 @@ from endpointkit._wait import Progress
 from endpointkit.adapters._sagemaker_images import DEFAULT_TRITON_TAG
 from endpointkit.adapters.base import (
     EXPIRES_AT_TAG,
+    MANAGED_BY_TAG,
+    MANAGED_BY_VALUE,
     SPEC_HASH_TAG,
     Adapter,
     Capability,
@@ -18,6 +20,7 @@ from endpointkit.adapters.base import (
     EndpointState,
     ObservedState,
     RawResponse,
+    ReapableAdapter,
     Resource,
     ResourceKind,
 )
@@ -33,19 +36,29 @@ from endpointkit.adapters.sagemaker._state import (
     MOVING,
     Description,
     EndpointWaiter,
+    parse_expiry,
+    summary_state,
     tag_list,
 )
-from endpointkit.errors import CapacityError, ConflictError, NotFoundError, ProviderError
+from endpointkit.errors import (
+    CapacityError,
+    ConflictError,
+    NotFoundError,
+    ProviderError,
+    UnsupportedCapabilityError,
+)
 from endpointkit.modelrepo import load_repository
 from endpointkit.payloads import SAGEMAKER_REALTIME_LIMIT, SAGEMAKER_SERVERLESS_LIMIT
 from endpointkit.spec import Deployment, SageMakerTarget
 
-__all__ = ["FALLBACK_TAG", "SageMakerAdapter"]
+__all__ = ["DEFAULT_DELETE_TIMEOUT", "FALLBACK_TAG", "SageMakerAdapter"]
 
 logger = logging.getLogger("endpointkit.sagemaker")
 
 FALLBACK_TAG = "endpointkit-instance-type-fallback"
 """Tag on an endpoint config that was recreated with a fallback instance type after a capacity error."""
+DEFAULT_DELETE_TIMEOUT = 20 * 60.0
+"""Seconds ``destroy_by_state`` waits for an endpoint to be gone: there is no spec, so no ``timeouts.delete``."""
 Attempt = Callable[[int, tuple[str, ...]], None]
 
 
@@ -56,8 +69,12 @@ class SageMakerAdapter:
     EndpointConfig (one production variant per spec variant) and the Endpoint. Models and configs are named
     ``NAME-HASH8`` after their content, so a re-apply finds them; everything is tagged ``managed-by=endpointkit``.
 
+    Without a target (built from an EndpointState by :meth:`from_state`, for ``invoke`` or ``reap``) the adapter
+    reads, invokes, lists and deletes in its region but refuses to create or update anything: there is no role
+    or bucket to create with, and none is made up.
+
     Args:
-        target: the spec's SageMaker target section (None when built from an EndpointState to invoke).
+        target: the spec's SageMaker target section (None when built from an EndpointState).
         target_name: the target's name in the spec.
         region: the AWS region (default: the target's).
         client_factory: builds a boto3 client for a service name (default: from the AWS environment).
@@ -69,6 +86,8 @@ class SageMakerAdapter:
         sleep, clock: injectable time, for waits and retry backoff.
         retry_attempts, retry_seconds: bounds of the retries of one AWS call.
         transfer_config: a ``boto3.s3.transfer.TransferConfig`` for the artifact upload.
+        delete_timeout: seconds :meth:`destroy_by_state` waits for an endpoint to be gone (default 20 minutes);
+            a spec's deletes use its ``timeouts.delete``.
     """
 
     kind: str = "sagemaker"
@@ -91,6 +110,7 @@ class SageMakerAdapter:
         retry_attempts: int = 8,
         retry_seconds: float = 120.0,
         transfer_config: Any = None,
+        delete_timeout: float = DEFAULT_DELETE_TIMEOUT,
     ) -> None:
         resolved_region = region or (target.region if target is not None else None)
         if not resolved_region:
@@ -101,6 +121,9 @@ class SageMakerAdapter:
         self.purge_artifacts = purge_artifacts
         self.target_variant = target_variant
         self.image_tag = image_tag
+        self.delete_timeout = delete_timeout
+        # Creates refused for want of a target: the provisioner's rollback asks to delete them, and there is none.
+        self._refused: set[tuple[ResourceKind, str]] = set()
         is_serverless = (
             serverless if serverless is not None else bool(target is not None and target.serverless)
         )
@@ -121,10 +144,29 @@ class SageMakerAdapter:
 
     @classmethod
     def from_state(cls, state: EndpointState, **options: Any) -> SageMakerAdapter:
-        """An adapter that can invoke the endpoint ``state`` describes (no spec needed)."""
+        """An adapter for the region of ``state``, without the spec: it invokes, lists and deletes, never creates.
+
+        ``state`` may be a listed or applied endpoint, or a bare one naming only a region, as ``endpointkit reap
+        --target sagemaker --region R`` passes: ``EndpointState("", "sagemaker", "sagemaker", UNKNOWN,
+        region=R)``. ``options`` go to the constructor (client factory, ``purge_artifacts``, ...).
+
+        Raises:
+            ValueError: ``state`` has no region and ``options`` give none.
+        """
         options.setdefault("region", state.region)
         options.setdefault("serverless", state.extra.get("mode") == "serverless")
-        return cls(None, target_name=state.target, **options)
+        return cls(None, target_name=state.target or cls.kind, **options)
+
+    def _require_target(self, operation: str, resource: Resource | None = None) -> None:
+        """Refuse to create or change resources on an adapter that has no spec target (see the class docstring)."""
+        if self.target is None:
+            if resource is not None:
+                self._refused.add((resource.kind, resource.name))
+            raise UnsupportedCapabilityError(
+                f"this SageMaker adapter was built without a spec target (from an endpoint state, to invoke or "
+                f"reap in {self.region}), so it cannot {operation}: build it from the spec's target",
+                missing={operation: "no spec target: no execution role or bucket to create with"},
+            )
 
     def _state(self, name: str, description: Description | None) -> EndpointState:
         return self._api.state(name, description, target_name=self.target_name)
@@ -240,7 +282,9 @@ class SageMakerAdapter:
             CapacityError: no capacity for the instance type nor any fallback; names every type tried.
             QuotaError, ProviderError: SageMaker refused, or the endpoint went Failed (with its FailureReason).
             ProvisionTimeout: not InService within ``timeouts.create``; carries the last state.
+            UnsupportedCapabilityError: the adapter has no spec target (built by :meth:`from_state`).
         """
+        self._require_target("create", resource)
         if resource.kind == "model":
             self._create_model(deployment, resource)
         elif resource.kind == "endpoint_config":
@@ -338,7 +382,7 @@ class SageMakerAdapter:
 
         def attempt(index: int, types: tuple[str, ...]) -> None:
             if index > 0:  # the endpoint of the failed attempt must go before the name can be used again
-                self._delete_endpoint(deployment, name, progress)
+                self._delete_endpoint(name, progress, timeout=deployment.spec.timeouts.delete)
             try:
                 adopted = self._api.create_or_adopt(
                     "endpoint",
@@ -385,7 +429,9 @@ class SageMakerAdapter:
             NotFoundError: the endpoint does not exist.
             CapacityError, QuotaError, ProviderError: the update failed; the old config is still serving.
             ProvisionTimeout: not done within ``timeouts.update``.
+            UnsupportedCapabilityError: the adapter has no spec target (built by :meth:`from_state`).
         """
+        self._require_target("update")
         name, config_name = desired.endpoint.name, desired.config.name
         content = desired.config.properties
         deadline = self._clock() + deployment.spec.timeouts.update
@@ -457,24 +503,35 @@ class SageMakerAdapter:
         Deleting the endpoint deregisters its autoscaling and waits until it is gone (bounded by
         ``timeouts.delete``). Deleting a model keeps its S3 archive unless ``purge_artifacts`` is set.
         """
-        if (kind, name) in self._api.foreign:
+        if (kind, name) in self._refused:
+            self._refused.discard((kind, name))  # never created: a rollback of a refused create
+        elif (kind, name) in self._api.foreign:
             logger.warning("not deleting %s %s: it is not managed by endpointkit", kind, name)
         elif kind == "endpoint":
-            self._delete_endpoint(deployment, name, progress)
+            self._delete_endpoint(name, progress, timeout=deployment.spec.timeouts.delete)
         elif kind == "endpoint_config":
             self._api.delete_config(name)
         else:
-            self._delete_model(deployment, name)
+            self._delete_model(name, owns_artifact=lambda url: self._owns_artifact(deployment, name, url))
 
-    def _delete_model(self, deployment: Deployment, name: str) -> None:
+    def _delete_model(
+        self,
+        name: str,
+        *,
+        owns_artifact: Callable[[str], bool],
+        description: Description | None = None,
+    ) -> None:
+        """Delete a model (gone already is fine); with ``purge_artifacts``, its archive too if ``owns_artifact``."""
         url: str | None = None
         if self.purge_artifacts:
-            url = (self._api.describe("model", name) or {}).get("PrimaryContainer", {}).get("ModelDataUrl")
+            if description is None:
+                description = self._api.describe("model", name)
+            url = (description or {}).get("PrimaryContainer", {}).get("ModelDataUrl")
         try:
             self._api.call("delete_model", f"model {name}", ModelName=name)
         except NotFoundError:
             logger.debug("model %s is already gone", name)
-        if url and self._owns_artifact(deployment, name, url):
+        if url and owns_artifact(url):
             self._artifacts.delete(url)
 
     def _owns_artifact(self, deployment: Deployment, model_name: str, url: str) -> bool:
@@ -485,24 +542,44 @@ class SageMakerAdapter:
         # An update replaces the model but may keep its archive (only the environment changed): keep it then.
         return model_name == desired.model.name or url != desired.model.properties["model_data_url"]
 
-    def _delete_endpoint(self, deployment: Deployment, name: str, progress: Progress | None) -> None:
+    def _managed_endpoint(self, name: str, operation: str) -> Description | None:
+        """DescribeEndpoint (None when it does not exist), refusing an endpoint endpointkit does not manage.
+
+        Raises:
+            ConflictError: the endpoint has no ``managed-by=endpointkit`` tag (code ``NotManaged``).
+        """
         description = self._api.describe("endpoint", name)
+        try:
+            managed = description is not None and self._api.is_managed(description)
+        except NotFoundError:  # deleted between DescribeEndpoint and ListTags
+            description = None
         if description is None:
             self._api.forget_endpoint(name)
-            return
-        if not self._api.is_managed(description):
+            return None
+        if not managed:
             raise ConflictError(
                 f"endpoint {name} in {self.region} is not managed by endpointkit (no managed-by=endpointkit tag): "
                 "not deleting it",
                 provider="sagemaker",
-                operation="delete_endpoint",
+                operation=operation,
                 code="NotManaged",
             )
+        return description
+
+    def _delete_endpoint(self, name: str, progress: Progress | None, *, timeout: float) -> None:
+        description = self._managed_endpoint(name, "delete_endpoint")
+        if description is not None:
+            self._delete_described_endpoint(description, progress, timeout=timeout)
+
+    def _delete_described_endpoint(
+        self, description: Description, progress: Progress | None, *, timeout: float
+    ) -> None:
+        """Deregister autoscaling, delete the (managed) endpoint and wait until it is gone, within ``timeout``."""
+        name = str(description["EndpointName"])
         self._api.forget_endpoint(name)
         self._autoscaler.deregister(
             name, [v["VariantName"] for v in description.get("ProductionVariants", [])]
         )
-        timeout = deployment.spec.timeouts.delete
         status = str(description.get("EndpointStatus"))
         if status != "Deleting":
             try:
@@ -527,6 +604,106 @@ class SageMakerAdapter:
         self._waiter.wait(
             name, first_status="Deleting", done=lambda d: d is None, timeout=timeout, progress=progress
         )
+
+    # ------------------------------------------------------------------------------------------------ reap
+    def list_endpoints(self) -> list[EndpointState]:
+        """Every endpoint in the region tagged ``managed-by=endpointkit``, by name, with its expiry. Read-only.
+
+        Costs one ListEndpoints (paginated, 100 a page) and one ListTags per endpoint in the region, managed or
+        not: ListEndpoints cannot filter by tag (and ``NameContains`` says nothing about who manages an
+        endpoint). An endpoint deleted between the two calls is skipped. The states have no variants (a summary
+        has none); an unreadable ``endpointkit-expires-at`` tag is logged and read as no expiry.
+        """
+        states: list[EndpointState] = []
+        for summary in self._api.list_endpoints():
+            try:
+                tags = self._api.tags(summary["EndpointArn"])
+            except NotFoundError:
+                logger.debug("endpoint %s went away while listing", summary.get("EndpointName"))
+                continue
+            if tags.get(MANAGED_BY_TAG) == MANAGED_BY_VALUE:
+                states.append(summary_state(summary, tags, target_name=self.target_name, region=self.region))
+        return states
+
+    def destroy_by_state(self, state: EndpointState, *, progress: Progress | None = None) -> None:
+        """Delete a listed endpoint, then the endpoint config and model(s) it used, without its spec.
+
+        The endpoint is described and its tags read afresh: it is refused when it is not managed by endpointkit,
+        and, for a listed state with an expiry, when its ``endpointkit-expires-at`` changed since it was listed
+        (someone re-applied it meanwhile). Its variants are deregistered from autoscaling, the endpoint deleted
+        and waited on until gone (``delete_timeout``), then its config and every model the config names
+        (DescribeEndpointConfig, ProductionVariants[].ModelName) are deleted when they carry
+        ``managed-by=endpointkit`` (others are logged and kept). The model's S3 archive is deleted only with
+        ``purge_artifacts`` and only when its object tags say endpointkit uploaded it for this endpoint.
+        Idempotent: whatever is already gone is skipped.
+
+        Raises:
+            ConflictError: the endpoint is not managed by endpointkit (``NotManaged``), its expiry changed since
+                it was listed (``ExpiryChanged``), or ``state`` is from another region (``WrongRegion``).
+            ProvisionTimeout: the endpoint was not gone within ``delete_timeout``.
+            ProviderError: SageMaker refused a call.
+        """
+        name = state.name
+        if not name:
+            raise ValueError("destroy_by_state needs the state of a named endpoint (from list_endpoints)")
+        if state.region and state.region != self.region:
+            raise ConflictError(
+                f"endpoint {name} was listed in {state.region}; this adapter works in {self.region}: not deleting",
+                provider="sagemaker",
+                operation="delete_endpoint",
+                code="WrongRegion",
+            )
+        self._api.forget_endpoint(name)  # read the tags afresh, not as listed
+        description = self._managed_endpoint(name, "delete_endpoint")
+        if description is None:
+            return
+        if state.expires_at is not None:
+            tags = self._api.endpoint_tags(description)
+            current = parse_expiry(tags.get(EXPIRES_AT_TAG), endpoint=name)
+            if current != state.expires_at:
+                raise ConflictError(
+                    f"endpoint {name} now expires at {current.isoformat() if current else 'never'}, not at "
+                    f"{state.expires_at.isoformat()} as listed (re-applied or re-tagged since): not deleting it",
+                    provider="sagemaker",
+                    operation="delete_endpoint",
+                    code="ExpiryChanged",
+                )
+        config_name = description.get("EndpointConfigName")
+        self._delete_described_endpoint(description, progress, timeout=self.delete_timeout)
+        if not config_name:
+            return
+        config = self._api.describe("endpoint_config", config_name)
+        if config is None:
+            logger.info("endpoint config %s of %s is already gone", config_name, name)
+            return
+        models = sorted({v["ModelName"] for v in config.get("ProductionVariants", []) if v.get("ModelName")})
+        if self._is_managed_resource("endpoint_config", config_name, config):
+            self._api.delete_config(config_name)
+        for model_name in models:
+            model = self._api.describe("model", model_name)
+            if model is None:
+                logger.debug("model %s is already gone", model_name)
+            elif self._is_managed_resource("model", model_name, model):
+                self._delete_model(
+                    model_name,
+                    description=model,
+                    owns_artifact=lambda url: self._artifacts.uploaded_for(url, name),
+                )
+
+    def _is_managed_resource(self, kind: ResourceKind, name: str, description: Description) -> bool:
+        """Whether a described config or model carries ``managed-by=endpointkit`` (gone since: not ours)."""
+        arn = description.get("EndpointConfigArn" if kind == "endpoint_config" else "ModelArn")
+        try:
+            managed = bool(arn) and self._api.tags(str(arn)).get(MANAGED_BY_TAG) == MANAGED_BY_VALUE
+        except NotFoundError:
+            return False
+        if not managed:
+            logger.warning(
+                "keeping %s %s: the reaped endpoint used it, but it is not managed by endpointkit",
+                kind.replace("_", " "),
+                name,
+            )
+        return managed
 
     # ------------------------------------------------------------------------------------------------ invoke
     def _runtime(self, timeout: float | None) -> Any:
@@ -567,4 +744,5 @@ class SageMakerAdapter:
 
 
 if TYPE_CHECKING:
-    _conforms: type[Adapter] = SageMakerAdapter  # mypy checks the adapter against the Protocol here
+    _conforms: type[Adapter] = SageMakerAdapter  # mypy checks the adapter against the Protocols here
+    _reapable: type[ReapableAdapter] = SageMakerAdapter

@@ -4,7 +4,7 @@ mapping and retry policy, cached descriptions of what cannot change, and creates
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from endpointkit.adapters.base import MANAGED_BY_TAG, MANAGED_BY_VALUE, EndpointState, ResourceKind
@@ -27,6 +27,10 @@ _DESCRIBE: Mapping[str, tuple[str, str]] = {
     "endpoint_config": ("describe_endpoint_config", "EndpointConfigName"),
     "endpoint": ("describe_endpoint", "EndpointName"),
 }
+# ListEndpoints allows 1..100 per page. ListTags has a minimum of 50 and no maximum; SageMaker allows 50 tags per
+# resource, so one page of 100 holds them all (NextToken is still followed, should that ever change).
+LIST_PAGE_SIZE = 100
+TAGS_PAGE_SIZE = 100
 
 
 class SageMakerApi:
@@ -89,12 +93,26 @@ class SageMakerApi:
     def tags(self, arn: str) -> dict[str, str]:
         """All tags of a resource (ListTags, every page)."""
         tags: dict[str, str] = {}
-        params: dict[str, Any] = {"ResourceArn": arn}
+        params: dict[str, Any] = {"ResourceArn": arn, "MaxResults": TAGS_PAGE_SIZE}
         while True:
             page = self.call("list_tags", arn, **params)
             tags.update({tag["Key"]: tag["Value"] for tag in page.get("Tags", [])})
             if not page.get("NextToken"):
                 return tags
+            params["NextToken"] = page["NextToken"]
+
+    def list_endpoints(self, *, page_size: int | None = None) -> Iterator[Description]:
+        """Every endpoint summary of the region (ListEndpoints, every page, by name), read page by page."""
+        params: dict[str, Any] = {
+            "SortBy": "Name",
+            "SortOrder": "Ascending",
+            "MaxResults": page_size or LIST_PAGE_SIZE,
+        }
+        while True:
+            page = self.call("list_endpoints", f"endpoints in {self.region}", **params)
+            yield from page.get("Endpoints", [])
+            if not page.get("NextToken"):
+                return
             params["NextToken"] = page["NextToken"]
 
     def endpoint_tags(self, description: Description) -> dict[str, str]:

@@ -21,6 +21,8 @@ logger = logging.getLogger("endpointkit.sagemaker")
 
 SHA256_METADATA = "sha256"
 """User metadata key (``x-amz-meta-sha256``) holding the archive's sha256: an object that has it is complete."""
+ENDPOINT_TAG = "endpointkit-endpoint"
+"""S3 object tag naming the endpoint an archive was uploaded for (next to ``managed-by=endpointkit``)."""
 
 # Multipart above 64 MiB, in 16 MiB parts, 8 in flight: boto3's TransferConfig (s3transfer) does the rest.
 _MULTIPART_THRESHOLD = 64 * 1024 * 1024
@@ -97,9 +99,7 @@ class ArtifactStore:
                     sha256[:12],
                     packaged.sha256[:12],
                 )
-            self._upload(
-                packaged.path, url, packaged.sha256, packaged.size, {"endpointkit-endpoint": endpoint}
-            )
+            self._upload(packaged.path, url, packaged.sha256, packaged.size, {ENDPOINT_TAG: endpoint})
         return True
 
     def _upload(self, path: Path, url: str, sha256: str, size: int, tags: Mapping[str, str]) -> None:
@@ -126,6 +126,20 @@ class ArtifactStore:
                 operation="upload_file",
                 code=exc.code,
             ) from exc
+
+    def uploaded_for(self, url: str, endpoint: str) -> bool:
+        """Whether endpointkit uploaded the archive at ``url`` for ``endpoint`` (its S3 object tags say so).
+
+        Used where there is no spec to tell which archives are endpointkit's: an archive the user uploaded
+        (``model.repository: s3://...``) has no such tags, so it is never deleted. A missing object is not ours.
+        """
+        bucket, key = parse_s3_url(url)
+        try:
+            response = self._caller.call(self._s3(), "get_object_tagging", url, Bucket=bucket, Key=key)
+        except NotFoundError:
+            return False
+        tags = {tag["Key"]: tag["Value"] for tag in response.get("TagSet", [])}
+        return tags.get(MANAGED_BY_TAG) == MANAGED_BY_VALUE and tags.get(ENDPOINT_TAG) == endpoint
 
     def delete(self, url: str) -> None:
         """Delete the object at ``url``; nothing happens when it is already gone."""

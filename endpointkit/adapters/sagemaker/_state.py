@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -16,7 +17,20 @@ from endpointkit.adapters.base import (
 )
 from endpointkit.adapters.sagemaker._errors import error_from_failure_reason
 
-__all__ = ["FAILED", "MOVING", "STATUS_MAP", "Description", "EndpointWaiter", "endpoint_state", "tag_list"]
+__all__ = [
+    "FAILED",
+    "MOVING",
+    "STATUS_MAP",
+    "Description",
+    "EndpointWaiter",
+    "endpoint_state",
+    "parse_expiry",
+    "runtime_url",
+    "summary_state",
+    "tag_list",
+]
+
+logger = logging.getLogger("endpointkit.sagemaker")
 
 Description = dict[str, Any]
 """A DescribeEndpoint / DescribeEndpointConfig / DescribeModel answer."""
@@ -35,12 +49,64 @@ STATUS_MAP: Mapping[str, EndpointStatus] = {
 }
 FAILED = frozenset({"Failed", "OutOfService", "UpdateRollbackFailed"})
 MOVING = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
     """SageMaker's ``[{"Key": ..., "Value": ...}]`` form of a tag mapping, sorted by key."""
     return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
+
+
+def parse_expiry(text: str | None, *, endpoint: str) -> datetime | None:
+    """The ``endpointkit-expires-at`` tag as a timezone-aware UTC datetime; None when absent or unparsable.
+
+    endpointkit writes ``2030-01-01T12:00:00Z``. An ISO 8601 time (``YYYY-MM-DDTHH:MM[:SS[.ffffff]]``) with a
+    ``Z`` or an offset is converted to UTC; one without an offset is read as UTC (the tag is documented as UTC).
+    An unparsable value is logged as a warning and read as "no expiry", so one hand-edited tag can neither break
+    a listing nor get an endpoint reaped.
+    """
+    if text is None:
+        return None
+    value = text.strip()
+    if value[-1:] in ("Z", "z"):
+        value = value[:-1] + "+00:00"  # datetime.fromisoformat accepts "Z" only from Python 3.11
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        logger.warning(
+            "endpoint %s has an unreadable %s tag %r (expected ISO 8601 UTC, e.g. 2030-01-01T12:00:00Z): "
+            "treating it as having no expiry",
+            endpoint,
+            EXPIRES_AT_TAG,
+            text,
+        )
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def runtime_url(region: str, name: str) -> str:
+    """The InvokeEndpoint URL of endpoint ``name`` in ``region``."""
+    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://runtime.sagemaker.{region}.{domain}/endpoints/{name}/invocations"
+
+
+def summary_state(
+    summary: Mapping[str, Any], tags: Mapping[str, str], *, target_name: str, region: str
+) -> EndpointState:
+    """The EndpointState of one ListEndpoints summary and the endpoint's tags (no variants: a summary has none)."""
+    name = str(summary["EndpointName"])
+    return EndpointState(
+        name,
+        target_name,
+        "sagemaker",
+        STATUS_MAP.get(str(summary.get("EndpointStatus")), EndpointStatus.UNKNOWN),
+        url=runtime_url(region, name),
+        spec_hash=tags.get(SPEC_HASH_TAG),
+        region=region,
+        expires_at=parse_expiry(tags.get(EXPIRES_AT_TAG), endpoint=name),
+        extra={"arn": summary.get("EndpointArn")},
+    )
 
 
 def status_text(description: Description | None) -> str:
@@ -79,19 +145,17 @@ def endpoint_state(
     if config.get("AsyncInferenceConfig"):
         mode = "async"
     models = sorted({variant.get("ModelName", "") for variant in declared.values()} - {""})
-    expires = tags.get(EXPIRES_AT_TAG)
-    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
     return EndpointState(
         name,
         target_name,
         "sagemaker",
         STATUS_MAP.get(str(description.get("EndpointStatus")), EndpointStatus.UNKNOWN),
-        url=f"https://runtime.sagemaker.{region}.{domain}/endpoints/{name}/invocations",
+        url=runtime_url(region, name),
         variants=tuple(variants),
         reason=description.get("FailureReason"),
         spec_hash=tags.get(SPEC_HASH_TAG),
         region=region,
-        expires_at=datetime.strptime(expires, _TIME_FORMAT).replace(tzinfo=timezone.utc) if expires else None,
+        expires_at=parse_expiry(tags.get(EXPIRES_AT_TAG), endpoint=name),
         extra={
             "arn": description.get("EndpointArn"),
             "config": description.get("EndpointConfigName"),
