@@ -38,7 +38,10 @@ def apply_plan(
     """Carry out ``plan``. On failure, delete what this run created (newest first) and re-raise.
 
     What existed before the run is never touched by the rollback: a failed update leaves the old endpoint serving.
+    A plan without changes makes no call at all: the state it observed is the answer.
     """
+    if not plan.has_changes:
+        return plan.observed.state
     created: list[tuple[ResourceKind, str]] = []
     try:
         for change in plan.changes:

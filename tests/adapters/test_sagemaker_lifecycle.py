@@ -118,7 +118,7 @@ def test_unchanged_reapply_makes_no_mutating_call_and_at_most_three_describes(
     operations = sagemaker_world.hooks.operations()
     assert [op for op in operations if op.startswith(MUTATING_PREFIXES)] == []
     assert len([op for op in operations if op.startswith("Describe")]) <= 3
-    assert operations == ["DescribeEndpoint", "ListTags", "DescribeEndpointConfig", "DescribeEndpoint"]
+    assert operations == ["DescribeEndpoint", "ListTags", "DescribeEndpointConfig"]
 
 
 def test_archive_already_in_s3_is_not_uploaded_again(sagemaker_world: SageMakerWorld) -> None:
