@@ -193,3 +193,9 @@ def test_default_model_must_be_in_the_repository(tmp_path: Path) -> None:
     )
     with pytest.raises(SpecError, match="did you mean 'ensemble'"):
         load_spec(path)
+
+
+def test_status_and_destroy_can_load_a_spec_whose_repository_is_gone(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: demo\nmodel: {repository: ./gone}\nvariants: [{name: a}]\n")
+    spec = load_spec(path, check_repository=False)
+    assert spec.deployment().repository.endswith("gone")
