@@ -105,11 +105,14 @@ def datatype_for_dtype(dtype: np.dtype[np.generic], *, field: str | None = None)
     Raises:
         PayloadError: no Triton datatype carries ``dtype`` (complex, datetime, structured, ...).
     """
-    if dtype.kind in "OSU":
+    kind = dtype.kind
+    if kind in "OSU":
         return DATATYPES["BYTES"]
-    if dtype.name == "bfloat16" and dtype.itemsize == 2:
+    # ml_dtypes' bfloat16 has kind "V"; reading dtype.name costs more than the rest of this function, so only
+    # that kind pays for it (it runs once per tensor on the invoke hot path).
+    if kind == "V" and dtype.itemsize == 2 and dtype.name == "bfloat16":
         return DATATYPES["BF16"]
-    name = _BY_KIND_AND_SIZE.get((dtype.kind, dtype.itemsize))
+    name = _BY_KIND_AND_SIZE.get((kind, dtype.itemsize))
     if name is None:
         prefix = f"{field}: " if field else ""
         raise PayloadError(
