@@ -10,10 +10,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from endpointkit._wait import Progress
 from endpointkit.adapters._sagemaker_images import DEFAULT_TRITON_TAG
 from endpointkit.adapters.base import (
-    EXPIRES_AT_TAG,
-    MANAGED_BY_TAG,
-    MANAGED_BY_VALUE,
-    SPEC_HASH_TAG,
     Adapter,
     Capability,
     DesiredState,
@@ -32,21 +28,11 @@ from endpointkit.adapters.sagemaker._autoscaling import Autoscaler
 from endpointkit.adapters.sagemaker._clients import ClientFactory, make_client_factory
 from endpointkit.adapters.sagemaker._errors import Caller
 from endpointkit.adapters.sagemaker._invoke import invoke_endpoint
-from endpointkit.adapters.sagemaker._state import (
-    MOVING,
-    Description,
-    EndpointWaiter,
-    parse_expiry,
-    summary_state,
-    tag_list,
-)
-from endpointkit.errors import (
-    CapacityError,
-    ConflictError,
-    NotFoundError,
-    ProviderError,
-    UnsupportedCapabilityError,
-)
+from endpointkit.adapters.sagemaker._reap import Reaper
+from endpointkit.adapters.sagemaker._rollout import FALLBACK_TAG, Rollout
+from endpointkit.adapters.sagemaker._state import Description, EndpointWaiter, tag_list
+from endpointkit.adapters.sagemaker._teardown import Teardown
+from endpointkit.errors import ConflictError, UnsupportedCapabilityError
 from endpointkit.modelrepo import load_repository
 from endpointkit.payloads import SAGEMAKER_REALTIME_LIMIT, SAGEMAKER_SERVERLESS_LIMIT
 from endpointkit.spec import Deployment, SageMakerTarget
@@ -55,11 +41,8 @@ __all__ = ["DEFAULT_DELETE_TIMEOUT", "FALLBACK_TAG", "SageMakerAdapter"]
 
 logger = logging.getLogger("endpointkit.sagemaker")
 
-FALLBACK_TAG = "endpointkit-instance-type-fallback"
-"""Tag on an endpoint config that was recreated with a fallback instance type after a capacity error."""
 DEFAULT_DELETE_TIMEOUT = 20 * 60.0
 """Seconds ``destroy_by_state`` waits for an endpoint to be gone: there is no spec, so no ``timeouts.delete``."""
-Attempt = Callable[[int, tuple[str, ...]], None]
 
 
 class SageMakerAdapter:
@@ -129,7 +112,6 @@ class SageMakerAdapter:
         )
         #: read by invoke_endpoint before any call: InvokeEndpoint's body limit (6 MiB, serverless 4 MB)
         self.max_request_bytes = SAGEMAKER_SERVERLESS_LIMIT if is_serverless else SAGEMAKER_REALTIME_LIMIT
-        self._clock = clock
         self._session = session
         caller = Caller(max_attempts=retry_attempts, max_seconds=retry_seconds, sleep=sleep)
         self._api = SageMakerApi(self.region, caller, factory=client_factory, session=session)
@@ -141,6 +123,13 @@ class SageMakerAdapter:
         self._waiter = EndpointWaiter(
             lambda name: self._api.describe("endpoint", name), self._state, sleep=sleep, clock=clock
         )
+        self._teardown = Teardown(
+            self._api, autoscaler=self._autoscaler, waiter=self._waiter, artifacts=self._artifacts
+        )
+        self._rollout = Rollout(
+            self._api, autoscaler=self._autoscaler, waiter=self._waiter, teardown=self._teardown, clock=clock
+        )
+        self._reaper = Reaper(self._api, teardown=self._teardown, artifacts=self._artifacts)
 
     @classmethod
     def from_state(cls, state: EndpointState, **options: Any) -> SageMakerAdapter:
@@ -288,9 +277,10 @@ class SageMakerAdapter:
         if resource.kind == "model":
             self._create_model(deployment, resource)
         elif resource.kind == "endpoint_config":
-            self._create_config(deployment, resource.name, resource.properties)
+            self._rollout.create_config(deployment, resource.name, resource.properties)
         else:
-            self._create_endpoint(deployment, resource, progress)
+            content = self.desired(deployment).config.properties
+            self._rollout.create_endpoint(deployment, resource, content, progress)
 
     def _create_model(self, deployment: Deployment, resource: Resource) -> None:
         properties = resource.properties
@@ -316,104 +306,6 @@ class SageMakerAdapter:
             params["VpcConfig"] = dict(properties["vpc"])
         self._api.create_or_adopt("model", resource.name, "create_model", **params)
 
-    def _create_config(
-        self,
-        deployment: Deployment,
-        name: str,
-        content: Mapping[str, Any],
-        *,
-        instance_type: str | None = None,
-    ) -> None:
-        tags = managed_tags(deployment)
-        if instance_type is not None:
-            tags[FALLBACK_TAG] = instance_type
-        params: dict[str, Any] = {
-            "EndpointConfigName": name,
-            "ProductionVariants": _desired.production_variants(content, instance_type=instance_type),
-            "Tags": tag_list(tags),
-        }
-        async_config = _desired.async_inference_config(content)
-        if async_config is not None:
-            params["AsyncInferenceConfig"] = async_config
-        self._api.forget_config(name)
-        self._api.create_or_adopt(
-            "endpoint_config", name, "create_endpoint_config", instance_type=instance_type, **params
-        )
-
-    def _with_fallbacks(
-        self, deployment: Deployment, config_name: str, content: Mapping[str, Any], attempt: Attempt
-    ) -> None:
-        """Run ``attempt``; on CapacityError recreate the config with the next fallback type and run it again."""
-        primary = tuple(
-            dict.fromkeys(v["instance_type"] for v in content["variants"] if "instance_type" in v)
-        )
-        fallbacks = _desired.sagemaker_target(deployment).instance_type_fallbacks if primary else []
-        attempts: list[tuple[str | None, tuple[str, ...]]] = [(None, primary)]
-        attempts += [(fallback, (fallback,)) for fallback in fallbacks if fallback not in primary]
-        tried: list[str] = []
-        for index, (fallback, types) in enumerate(attempts):
-            tried += [name for name in types if name not in tried]
-            if fallback is not None:
-                # The config is in use by no endpoint (the create failed, or the update rolled back), so it is
-                # replaced under the same name: the name stands for these variants with this fallback policy.
-                self._api.delete_config(config_name)
-                self._create_config(deployment, config_name, content, instance_type=fallback)
-            try:
-                attempt(index, types)
-                return
-            except CapacityError as exc:
-                if index == len(attempts) - 1:
-                    raise CapacityError(
-                        f"no SageMaker capacity in {self.region} for any of {', '.join(tried)}: {exc}; add types to "
-                        f"targets.{deployment.target_name}.instance_type_fallbacks, try another region, or retry later",
-                        provider="sagemaker",
-                        operation=exc.operation,
-                        code=exc.code,
-                        details={**exc.details, "instance_types": tried},
-                    ) from exc
-                logger.warning(
-                    "no capacity for %s (%s); trying %s next", ", ".join(types), exc, attempts[index + 1][0]
-                )
-
-    def _create_endpoint(self, deployment: Deployment, resource: Resource, progress: Progress | None) -> None:
-        name, config_name = resource.name, resource.properties["config"]
-        content = self.desired(deployment).config.properties
-        deadline = self._clock() + deployment.spec.timeouts.create
-
-        def attempt(index: int, types: tuple[str, ...]) -> None:
-            if index > 0:  # the endpoint of the failed attempt must go before the name can be used again
-                self._delete_endpoint(name, progress, timeout=deployment.spec.timeouts.delete)
-            try:
-                adopted = self._api.create_or_adopt(
-                    "endpoint",
-                    name,
-                    "create_endpoint",
-                    instance_type=types[0] if types else None,
-                    EndpointName=name,
-                    EndpointConfigName=config_name,
-                    Tags=tag_list(managed_tags(deployment)),
-                )
-            finally:
-                self._api.forget_endpoint(name)
-            current = self._api.describe("endpoint", name) if adopted else None
-            if current is not None and current.get("EndpointConfigName") != config_name:
-                # Another run created it on an older config: move it to this one.
-                self._api.call(
-                    "update_endpoint", f"endpoint {name}", EndpointName=name, EndpointConfigName=config_name
-                )
-            self._waiter.serving(
-                name,
-                config_name,
-                operation="create",
-                instance_types=types,
-                deadline=deadline,
-                progress=progress,
-            )
-
-        self._with_fallbacks(deployment, config_name, content, attempt)
-        if content.get("autoscaling"):
-            self._autoscaler.register(name, [v["name"] for v in content["variants"]], content["autoscaling"])
-
     # ------------------------------------------------------------------------------------------------ update
     def update_endpoint(
         self, deployment: Deployment, desired: DesiredState, *, progress: Progress | None = None
@@ -432,67 +324,7 @@ class SageMakerAdapter:
             UnsupportedCapabilityError: the adapter has no spec target (built by :meth:`from_state`).
         """
         self._require_target("update")
-        name, config_name = desired.endpoint.name, desired.config.name
-        content = desired.config.properties
-        deadline = self._clock() + deployment.spec.timeouts.update
-        current = self._api.describe("endpoint", name)
-        if current is None:
-            raise NotFoundError(
-                f"endpoint {name} does not exist in {self.region}", provider="sagemaker", operation="update"
-            )
-        if current.get("EndpointStatus") in MOVING:  # SageMaker refuses an update while another change runs
-            current = (
-                self._waiter.wait(
-                    name,
-                    first_status=str(current["EndpointStatus"]),
-                    done=lambda d: d is not None and d.get("EndpointStatus") == "InService",
-                    timeout=deadline - self._clock(),
-                    progress=progress,
-                )
-                or current
-            )
-        old_config = self._api.describe("endpoint_config", current.get("EndpointConfigName", "")) or {}
-        old_types = {
-            v["VariantName"]: v.get("InstanceType") for v in old_config.get("ProductionVariants", [])
-        }
-        snapshot: list[tuple[str, dict[str, Any]]] = []
-
-        def attempt(index: int, types: tuple[str, ...]) -> None:
-            fallback = types[0] if index > 0 else None
-            new_types = {v["name"]: fallback or v.get("instance_type") for v in content["variants"]}
-            moved = [variant for variant, old in old_types.items() if new_types.get(variant) != old]
-            snapshot.extend(self._autoscaler.deregister_with_snapshot(name, moved))
-            self._api.call(
-                "update_endpoint",
-                f"endpoint {name}",
-                instance_type=types[0] if types else None,
-                EndpointName=name,
-                EndpointConfigName=config_name,
-            )
-            self._api.forget_endpoint(name)
-            self._waiter.serving(
-                name,
-                config_name,
-                operation="update",
-                instance_types=types,
-                deadline=deadline,
-                progress=progress,
-            )
-
-        try:
-            self._with_fallbacks(deployment, config_name, content, attempt)
-        except BaseException:
-            self._autoscaler.restore(name, snapshot)
-            raise
-        tags = {key: value for key, value in desired.tags.items() if key in (SPEC_HASH_TAG, EXPIRES_AT_TAG)}
-        self._api.call(
-            "add_tags", f"endpoint {name}", ResourceArn=current["EndpointArn"], Tags=tag_list(tags)
-        )
-        variants = [v["name"] for v in content["variants"]]
-        if content.get("autoscaling"):
-            self._autoscaler.register(name, variants, content["autoscaling"])
-        else:
-            self._autoscaler.deregister(name, variants)
+        self._rollout.update_endpoint(deployment, desired, progress)
 
     # ------------------------------------------------------------------------------------------------ delete
     def delete(
@@ -508,31 +340,15 @@ class SageMakerAdapter:
         elif (kind, name) in self._api.foreign:
             logger.warning("not deleting %s %s: it is not managed by endpointkit", kind, name)
         elif kind == "endpoint":
-            self._delete_endpoint(name, progress, timeout=deployment.spec.timeouts.delete)
+            self._teardown.delete_endpoint(name, progress, timeout=deployment.spec.timeouts.delete)
         elif kind == "endpoint_config":
             self._api.delete_config(name)
         else:
-            self._delete_model(name, owns_artifact=lambda url: self._owns_artifact(deployment, name, url))
-
-    def _delete_model(
-        self,
-        name: str,
-        *,
-        owns_artifact: Callable[[str], bool],
-        description: Description | None = None,
-    ) -> None:
-        """Delete a model (gone already is fine); with ``purge_artifacts``, its archive too if ``owns_artifact``."""
-        url: str | None = None
-        if self.purge_artifacts:
-            if description is None:
-                description = self._api.describe("model", name)
-            url = (description or {}).get("PrimaryContainer", {}).get("ModelDataUrl")
-        try:
-            self._api.call("delete_model", f"model {name}", ModelName=name)
-        except NotFoundError:
-            logger.debug("model %s is already gone", name)
-        if url and owns_artifact(url):
-            self._artifacts.delete(url)
+            self._teardown.delete_model(
+                name,
+                purge_artifacts=self.purge_artifacts,
+                owns_artifact=lambda url: self._owns_artifact(deployment, name, url),
+            )
 
     def _owns_artifact(self, deployment: Deployment, model_name: str, url: str) -> bool:
         ours = _desired.artifact_url(_desired.sagemaker_target(deployment), deployment.name, "")
@@ -541,69 +357,6 @@ class SageMakerAdapter:
         desired = self.desired(deployment)
         # An update replaces the model but may keep its archive (only the environment changed): keep it then.
         return model_name == desired.model.name or url != desired.model.properties["model_data_url"]
-
-    def _managed_endpoint(self, name: str, operation: str) -> Description | None:
-        """DescribeEndpoint (None when it does not exist), refusing an endpoint endpointkit does not manage.
-
-        Raises:
-            ConflictError: the endpoint has no ``managed-by=endpointkit`` tag (code ``NotManaged``).
-        """
-        description = self._api.describe("endpoint", name)
-        try:
-            managed = description is not None and self._api.is_managed(description)
-        except NotFoundError:  # deleted between DescribeEndpoint and ListTags
-            description = None
-        if description is None:
-            self._api.forget_endpoint(name)
-            return None
-        if not managed:
-            raise ConflictError(
-                f"endpoint {name} in {self.region} is not managed by endpointkit (no managed-by=endpointkit tag): "
-                "not deleting it",
-                provider="sagemaker",
-                operation=operation,
-                code="NotManaged",
-            )
-        return description
-
-    def _delete_endpoint(self, name: str, progress: Progress | None, *, timeout: float) -> None:
-        description = self._managed_endpoint(name, "delete_endpoint")
-        if description is not None:
-            self._delete_described_endpoint(description, progress, timeout=timeout)
-
-    def _delete_described_endpoint(
-        self, description: Description, progress: Progress | None, *, timeout: float
-    ) -> None:
-        """Deregister autoscaling, delete the (managed) endpoint and wait until it is gone, within ``timeout``."""
-        name = str(description["EndpointName"])
-        self._api.forget_endpoint(name)
-        self._autoscaler.deregister(
-            name, [v["VariantName"] for v in description.get("ProductionVariants", [])]
-        )
-        status = str(description.get("EndpointStatus"))
-        if status != "Deleting":
-            try:
-                self._api.call("delete_endpoint", f"endpoint {name}", EndpointName=name)
-            except NotFoundError:
-                return
-            except ProviderError:
-                if status not in MOVING:
-                    raise
-                # Refused while it is still changing: let it settle (bounded like the rest), then delete.
-                self._waiter.wait(
-                    name,
-                    first_status=status,
-                    done=lambda d: d is None or d.get("EndpointStatus") not in MOVING,
-                    timeout=timeout,
-                    progress=progress,
-                )
-                try:
-                    self._api.call("delete_endpoint", f"endpoint {name}", EndpointName=name)
-                except NotFoundError:
-                    return
-        self._waiter.wait(
-            name, first_status="Deleting", done=lambda d: d is None, timeout=timeout, progress=progress
-        )
 
     # ------------------------------------------------------------------------------------------------ reap
     def list_endpoints(self) -> list[EndpointState]:
@@ -614,16 +367,7 @@ class SageMakerAdapter:
         endpoint). An endpoint deleted between the two calls is skipped. The states have no variants (a summary
         has none); an unreadable ``endpointkit-expires-at`` tag is logged and read as no expiry.
         """
-        states: list[EndpointState] = []
-        for summary in self._api.list_endpoints():
-            try:
-                tags = self._api.tags(summary["EndpointArn"])
-            except NotFoundError:
-                logger.debug("endpoint %s went away while listing", summary.get("EndpointName"))
-                continue
-            if tags.get(MANAGED_BY_TAG) == MANAGED_BY_VALUE:
-                states.append(summary_state(summary, tags, target_name=self.target_name, region=self.region))
-        return states
+        return self._reaper.list_endpoints(target_name=self.target_name)
 
     def destroy_by_state(self, state: EndpointState, *, progress: Progress | None = None) -> None:
         """Delete a listed endpoint, then the endpoint config and model(s) it used, without its spec.
@@ -643,67 +387,9 @@ class SageMakerAdapter:
             ProvisionTimeout: the endpoint was not gone within ``delete_timeout``.
             ProviderError: SageMaker refused a call.
         """
-        name = state.name
-        if not name:
-            raise ValueError("destroy_by_state needs the state of a named endpoint (from list_endpoints)")
-        if state.region and state.region != self.region:
-            raise ConflictError(
-                f"endpoint {name} was listed in {state.region}; this adapter works in {self.region}: not deleting",
-                provider="sagemaker",
-                operation="delete_endpoint",
-                code="WrongRegion",
-            )
-        self._api.forget_endpoint(name)  # read the tags afresh, not as listed
-        description = self._managed_endpoint(name, "delete_endpoint")
-        if description is None:
-            return
-        if state.expires_at is not None:
-            tags = self._api.endpoint_tags(description)
-            current = parse_expiry(tags.get(EXPIRES_AT_TAG), endpoint=name)
-            if current != state.expires_at:
-                raise ConflictError(
-                    f"endpoint {name} now expires at {current.isoformat() if current else 'never'}, not at "
-                    f"{state.expires_at.isoformat()} as listed (re-applied or re-tagged since): not deleting it",
-                    provider="sagemaker",
-                    operation="delete_endpoint",
-                    code="ExpiryChanged",
-                )
-        config_name = description.get("EndpointConfigName")
-        self._delete_described_endpoint(description, progress, timeout=self.delete_timeout)
-        if not config_name:
-            return
-        config = self._api.describe("endpoint_config", config_name)
-        if config is None:
-            logger.info("endpoint config %s of %s is already gone", config_name, name)
-            return
-        models = sorted({v["ModelName"] for v in config.get("ProductionVariants", []) if v.get("ModelName")})
-        if self._is_managed_resource("endpoint_config", config_name, config):
-            self._api.delete_config(config_name)
-        for model_name in models:
-            model = self._api.describe("model", model_name)
-            if model is None:
-                logger.debug("model %s is already gone", model_name)
-            elif self._is_managed_resource("model", model_name, model):
-                self._delete_model(
-                    model_name,
-                    description=model,
-                    owns_artifact=lambda url: self._artifacts.uploaded_for(url, name),
-                )
-
-    def _is_managed_resource(self, kind: ResourceKind, name: str, description: Description) -> bool:
-        """Whether a described config or model carries ``managed-by=endpointkit`` (gone since: not ours)."""
-        arn = description.get("EndpointConfigArn" if kind == "endpoint_config" else "ModelArn")
-        try:
-            managed = bool(arn) and self._api.tags(str(arn)).get(MANAGED_BY_TAG) == MANAGED_BY_VALUE
-        except NotFoundError:
-            return False
-        if not managed:
-            logger.warning(
-                "keeping %s %s: the reaped endpoint used it, but it is not managed by endpointkit",
-                kind.replace("_", " "),
-                name,
-            )
-        return managed
+        self._reaper.destroy_by_state(
+            state, progress=progress, timeout=self.delete_timeout, purge_artifacts=self.purge_artifacts
+        )
 
     # ------------------------------------------------------------------------------------------------ invoke
     def _runtime(self, timeout: float | None) -> Any:

@@ -1,0 +1,93 @@
+"""The ``endpointkit`` command: validate, plan, apply, status, invoke, destroy, reap, terraform.
+
+Exit codes: 0 success, 1 provider or runtime failure, 2 bad input (spec, payload, usage, unknown target,
+unsupported capability, cost limit), 3 timeout, 130 interrupted. Expected errors print one message, never a
+traceback. ``plan``, ``apply``, ``status`` and ``destroy`` take several spec files or folders (a fleet): they
+run in parallel and end with one summary table, or one JSON document, and the worst exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+
+import orjson
+
+from endpointkit.cli._commands import (
+    _cmd_terraform,
+    _cmd_validate,
+    _one_apply,
+    _one_destroy,
+    _one_plan,
+    _one_status,
+)
+from endpointkit.cli._errors import EXIT_BAD_INPUT as EXIT_BAD_INPUT
+from endpointkit.cli._errors import EXIT_FAILURE as EXIT_FAILURE
+from endpointkit.cli._errors import EXIT_INTERRUPTED as EXIT_INTERRUPTED
+from endpointkit.cli._errors import EXIT_OK as EXIT_OK
+from endpointkit.cli._errors import EXIT_TIMEOUT as EXIT_TIMEOUT
+from endpointkit.cli._errors import CostLimitExceeded as CostLimitExceeded
+from endpointkit.cli._errors import _error_document, _exit_code, _message, _UsageError
+from endpointkit.cli._fleet import _endpoint_command
+from endpointkit.cli._invoke import _cmd_invoke
+from endpointkit.cli._parser import _build_parser
+from endpointkit.cli._reap import _cmd_reap
+from endpointkit.errors import EndpointKitError
+
+__all__ = ["main"]
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "validate": _cmd_validate,
+    "plan": _endpoint_command(_one_plan, shows_progress=False),
+    "apply": _endpoint_command(_one_apply, shows_progress=True),
+    "status": _endpoint_command(_one_status, shows_progress=False),
+    "destroy": _endpoint_command(_one_destroy, shows_progress=True),
+    "invoke": _cmd_invoke,
+    "reap": _cmd_reap,
+    "terraform": _cmd_terraform,
+}
+
+
+def register_command(name: str, handler: Callable[[argparse.Namespace], int]) -> None:
+    """Hook for commands defined in other modules."""
+    _COMMANDS[name] = handler
+
+
+@contextlib.contextmanager
+def _interrupts_as_errors() -> Iterator[None]:
+    # SIGTERM from a CI runner or Terraform should run the same cleanup as Ctrl-C.
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def raise_interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    with contextlib.suppress(ValueError):  # not in the main thread
+        signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script exits with it)."""
+    parser = _build_parser()
+    as_json = False
+    try:
+        args = parser.parse_args(argv)
+        as_json = bool(getattr(args, "json", False))
+        with _interrupts_as_errors():
+            return _COMMANDS[args.command](args)
+    except (_UsageError, EndpointKitError) as error:
+        sys.stderr.write(f"endpointkit: error: {_message(error)}\n")
+        if as_json:
+            sys.stdout.write(orjson.dumps(_error_document(error)).decode() + "\n")
+        return _exit_code(error)
+    except KeyboardInterrupt:
+        sys.stderr.write("endpointkit: interrupted\n")
+        return EXIT_INTERRUPTED

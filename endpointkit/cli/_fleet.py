@@ -1,0 +1,221 @@
+"""Commands on endpoints (plan, apply, status, destroy): one spec, or a fleet of specs run in parallel with
+one summary table or JSON document at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from endpointkit import _api, fleet
+from endpointkit._wait import Progress
+from endpointkit.cli._errors import EXIT_OK, _error_document, _exit_code, _message, _one_line
+from endpointkit.cli._output import _emit, _Outcome, _ProgressLine
+from endpointkit.errors import EndpointKitError, SpecError
+from endpointkit.spec import Deployment
+
+_OneEndpoint = Callable[[Deployment, argparse.Namespace, Progress | None], _Outcome]
+
+
+def _needs_repository(args: argparse.Namespace) -> bool:
+    # status and destroy must keep working after the local model repository is gone
+    return args.command not in ("status", "destroy")
+
+
+def _endpoint_command(one: _OneEndpoint, *, shows_progress: bool) -> Callable[[argparse.Namespace], int]:
+    """A command that runs ``one`` on a single spec (output as before fleets existed) or on a fleet."""
+
+    def command(args: argparse.Namespace) -> int:
+        if fleet.is_fleet(args.spec):
+            return _run_fleet(args, one)
+        deployment = _api.resolve(args.spec[0], args.target, check_repository=_needs_repository(args))
+        progress = _ProgressLine(sys.stderr) if shows_progress else None
+        try:
+            outcome = one(deployment, args, progress)
+        finally:
+            if progress is not None:
+                progress.finish()
+        _emit(args, outcome.document, outcome.human)
+        return EXIT_OK
+
+    return command
+
+
+# ------------------------------------------------------------------------------------------------ fleets
+
+
+@dataclass(frozen=True)
+class _FleetItem:
+    path: Path
+    deployment: Deployment
+
+
+def _run_fleet(args: argparse.Namespace, one: _OneEndpoint) -> int:
+    started = time.monotonic()
+    paths = fleet.find_specs(args.spec)
+    labels = [str(path) for path in paths]
+    failures: dict[int, BaseException] = {}
+    items: list[tuple[int, _FleetItem]] = []
+    claimed: dict[tuple[str, ...], str] = {}
+    for index, path in enumerate(paths):
+        try:
+            deployment = _api.resolve(path, args.target, check_repository=_needs_repository(args))
+        except EndpointKitError as resolve_error:
+            failures[index] = resolve_error
+            continue
+        key = _endpoint_key(deployment)
+        if key in claimed:
+            failures[index] = SpecError(
+                f"endpoint {deployment.name} on {deployment.kind} is also in {claimed[key]}: "
+                "a fleet names each endpoint once"
+            )
+            continue
+        claimed[key] = str(path)
+        items.append((index, _FleetItem(path, deployment)))
+
+    board = fleet.FleetBoard(labels, sys.stderr)
+    if board.live:  # plain logs get these once, with the other errors, at the end
+        for index, failure in failures.items():
+            board.update(index, f"error: {_one_line(failure)}")
+
+    def on_done(result: fleet.FleetResult[tuple[int, _FleetItem], _Outcome]) -> None:
+        index = result.item[0]
+        if result.error is not None:
+            board.update(index, f"error: {_one_line(result.error)}")
+        elif result.value is not None:
+            board.update(index, f"{result.value.result} {result.value.detail}".rstrip())
+
+    results = fleet.run_fleet(
+        items,
+        lambda item, progress: one(item[1].deployment, args, progress),
+        parallel=args.parallel,
+        on_start=lambda position: board.update(items[position][0], "running"),
+        on_done=on_done,
+        on_progress=lambda position, event: board.progress(items[position][0], event),
+    )
+    board.finish()
+
+    outcomes: dict[int, tuple[_FleetItem, _Outcome]] = {}
+    for result in results:
+        index, item = result.item
+        if result.error is not None:
+            failures[index] = result.error
+        elif result.value is not None:
+            outcomes[index] = (item, result.value)
+    deployments = {index: item.deployment for index, item in items}
+    exit_code = max((_exit_code(error) for error in failures.values()), default=EXIT_OK)
+    for index in sorted(failures):
+        message = _message(failures[index])
+        where = "" if message.startswith(labels[index]) else f"{labels[index]}: "
+        sys.stderr.write(f"endpointkit: error: {where}{message}\n")
+    elapsed = time.monotonic() - started
+    if args.json:
+        document = _fleet_document(args, labels, outcomes, failures, deployments, exit_code, elapsed)
+        sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(
+            _fleet_text(args, labels, outcomes, failures, deployments, exit_code, elapsed) + "\n"
+        )
+    return exit_code
+
+
+def _endpoint_key(deployment: Deployment) -> tuple[str, ...]:
+    """What makes two deployments the same endpoint: the name on the same account, region or cluster."""
+    target = deployment.target
+    where = [
+        str(getattr(target, attribute, "") or "")
+        for attribute in ("region", "subscription_id", "resource_group", "cluster", "namespace", "state_dir")
+    ]
+    return (deployment.kind, deployment.name, *where)
+
+
+def _fleet_total(outcomes: dict[int, tuple[_FleetItem, _Outcome]]) -> float | None:
+    costs = [outcome.hourly_cost for _, outcome in outcomes.values()]
+    if not costs or any(cost is None for cost in costs):
+        return None
+    return round(sum(cost for cost in costs if cost is not None), 6)
+
+
+def _fleet_document(
+    args: argparse.Namespace,
+    labels: list[str],
+    outcomes: dict[int, tuple[_FleetItem, _Outcome]],
+    failures: dict[int, BaseException],
+    deployments: dict[int, Deployment],
+    exit_code: int,
+    elapsed: float,
+) -> dict[str, Any]:
+    errors = []
+    for index in sorted(failures):
+        entry: dict[str, Any] = {"spec": labels[index], "exit_code": _exit_code(failures[index])}
+        if index in deployments:
+            entry["name"] = deployments[index].name
+            entry["target"] = deployments[index].target_name
+        entry["error"] = _error_document(failures[index])
+        errors.append(entry)
+    summary: dict[str, Any] = {
+        "total": len(labels),
+        "ok": len(outcomes),
+        "failed": len(failures),
+        "exit_code": exit_code,
+        "elapsed_seconds": round(elapsed, 3),
+        "parallel": args.parallel,
+    }
+    if args.command == "plan":
+        summary["hourly_cost"] = _fleet_total(outcomes)
+    return {
+        "command": args.command,
+        "results": [
+            {"spec": labels[index], "result": outcome.document}
+            for index, (_, outcome) in sorted(outcomes.items())
+        ],
+        "errors": errors,
+        "summary": summary,
+    }
+
+
+def _fleet_text(
+    args: argparse.Namespace,
+    labels: list[str],
+    outcomes: dict[int, tuple[_FleetItem, _Outcome]],
+    failures: dict[int, BaseException],
+    deployments: dict[int, Deployment],
+    exit_code: int,
+    elapsed: float,
+) -> str:
+    from endpointkit.pricing import format_usd
+
+    sections = [
+        outcome.fleet_human + "\n"
+        for _, (_, outcome) in sorted(outcomes.items())
+        if outcome.fleet_human is not None
+    ]
+    rows = []
+    for index, label in enumerate(labels):
+        deployment = deployments.get(index)
+        name = deployment.name if deployment else "-"
+        target = deployment.target_name if deployment else "-"
+        if index in outcomes:
+            outcome = outcomes[index][1]
+            rows.append([label, name, target, outcome.result, outcome.detail])
+        else:
+            error = failures[index]
+            rows.append([label, name, target, f"error (exit {_exit_code(error)})", _one_line(error)])
+    headers = ["SPEC", "ENDPOINT", "TARGET", "RESULT", "HOURLY COST" if args.command == "plan" else "DETAIL"]
+    sections.append(fleet.render_table(headers, rows))
+    summary = f"{len(labels)} specs: {len(outcomes)} ok, {len(failures)} failed in {elapsed:.1f}s"
+    if args.command == "plan":
+        summary += f"; estimated total {format_usd(_fleet_total(outcomes))}"
+    if failures:
+        summary += f" (exit {exit_code})"
+    sections.append(summary)
+    footnotes = {note: None for _, (_, outcome) in sorted(outcomes.items()) for note in outcome.footnotes}
+    sections.extend(footnotes)
+    return "\n".join(sections)

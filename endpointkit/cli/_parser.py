@@ -1,0 +1,167 @@
+"""The command line: the argument parser and its help texts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from endpointkit import fleet
+from endpointkit.cli._errors import _UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise _UsageError(message)
+
+
+_REAP_HELP = """\
+Destroy the expired endpoints on one target: every endpointkit-managed endpoint whose
+endpointkit-expires-at tag (set from the spec's ttl at apply time) has passed, whichever spec it came from.
+
+Say which target with either:
+  --spec FILE [--target NAME]        a target of a spec file (its region, cluster, state dir...)
+  --target local                     the local target with its default state dir
+  --target sagemaker --region R      SageMaker in region R (default: $AWS_REGION / $AWS_DEFAULT_REGION)
+An AKS target needs its subscription, resource group and cluster, so it is always named through --spec.
+
+examples:
+  endpointkit reap --target sagemaker --region us-east-1 --dry-run
+  endpointkit reap --spec endpoint.yaml --target azure --json
+"""
+
+_TERRAFORM_HELP = """\
+The program of Terraform's `external` data source. Reads one JSON object of strings on stdin:
+  {"spec": "/abs/endpoint.yaml", "target": "aws", "action": "status"}
+(action: status, the default, is read-only; apply creates or updates the endpoint on every plan: opt-in)
+and writes one flat JSON object of strings on stdout: name, target, kind, status, url, region, spec_hash,
+deployed_spec_hash, variants (JSON-encoded), expires_at, hourly_cost, reason, action. On failure: one line on
+stderr and a non-zero exit. A relative spec path resolves against the current directory. See
+examples/terraform/.
+"""
+
+
+def _parallel(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _usd(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount in USD, e.g. 2.50") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be zero or more")
+    return value
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="endpointkit",
+        description="Provision NVIDIA Triton endpoints on a local Triton, SageMaker or AKS from one spec.",
+    )
+    parser.add_argument("--version", action="version", version=f"endpointkit {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def with_spec(name: str, help_text: str, *, fleet_capable: bool = False) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=help_text, description=help_text)
+        if fleet_capable:
+            command.add_argument(
+                "spec",
+                nargs="+",
+                help="a spec file (YAML); several files or folders (their *.yaml, *.yml) make a fleet, "
+                "run in parallel with one summary at the end",
+            )
+            command.add_argument(
+                "--parallel",
+                type=_parallel,
+                default=fleet.DEFAULT_PARALLEL,
+                metavar="N",
+                help=f"fleets: how many specs at a time (default {fleet.DEFAULT_PARALLEL})",
+            )
+        else:
+            command.add_argument("spec", help="the spec file (YAML)")
+        command.add_argument("--target", help="which of the spec's targets (needed when it has several)")
+        command.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+        return command
+
+    with_spec("validate", "Check a spec (and its model repository) without touching any target.")
+    plan = with_spec(
+        "plan", "Show what apply would change and its estimated hourly cost. Read-only.", fleet_capable=True
+    )
+    plan.add_argument("--dry-run", action="store_true", help="plan against an empty in-memory target")
+    apply = with_spec("apply", "Create or update the endpoint and wait until it serves.", fleet_capable=True)
+    apply.add_argument("--dry-run", action="store_true", help="apply to an in-memory target: no real call")
+    apply.add_argument(
+        "--max-hourly-cost",
+        type=_usd,
+        metavar="USD",
+        help="refuse, before any call, to apply an endpoint whose estimated on-demand cost per hour is above "
+        "USD, or unknown (checked per endpoint in a fleet)",
+    )
+    with_spec(
+        "status", "Show the endpoint's state and time left before its ttl. Read-only.", fleet_capable=True
+    )
+    destroy = with_spec(
+        "destroy", "Delete the endpoint, its config and its model. Idempotent.", fleet_capable=True
+    )
+    destroy.add_argument(
+        "--purge-artifacts", action="store_true", help="also delete uploaded model archives (SageMaker)"
+    )
+    invoke = with_spec("invoke", "Send one inference request and print the outputs.")
+    invoke.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="an input tensor: a .npy file, a .json file (a nested list, or {data, datatype, shape}), "
+        "or any other file sent as raw UINT8 bytes",
+    )
+    invoke.add_argument(
+        "--output", action="append", default=[], metavar="NAME", help="request only these outputs"
+    )
+    invoke.add_argument("--model", help="the Triton model to call (default: the repository's default model)")
+    payload = invoke.add_mutually_exclusive_group()
+    payload.add_argument("--binary", dest="binary", action="store_const", const=True, help="send binary+json")
+    payload.add_argument("--json-payload", dest="binary", action="store_const", const=False, help="send JSON")
+    invoke.add_argument(
+        "--output-dir", type=Path, help="write each output as NAME.npy here instead of printing it"
+    )
+    invoke.add_argument("--timeout", type=float, default=None, help="seconds for the request")
+
+    reap = commands.add_parser(
+        "reap",
+        help="Destroy the endpoints whose ttl has passed on one target.",
+        description=_REAP_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    reap.add_argument("--target", help="a target name of --spec, or a bare kind: local, sagemaker")
+    reap.add_argument("--spec", help="the spec file whose target to reap (any spec naming that target)")
+    reap.add_argument("--region", help="with a bare --target sagemaker: the AWS region")
+    reap.add_argument("--dry-run", action="store_true", help="list what would be destroyed; delete nothing")
+    reap.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+    terraform = commands.add_parser(
+        "terraform",
+        help="The program of Terraform's external data source (JSON on stdin and stdout).",
+        description=_TERRAFORM_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    terraform.add_argument(
+        "--json", action="store_true", help="accepted for symmetry: the answer is always one JSON object"
+    )
+    return parser
+
+
+def _version() -> str:
+    from endpointkit import __version__  # here, not at the top: endpointkit imports this module
+
+    return __version__
