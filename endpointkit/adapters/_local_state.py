@@ -21,13 +21,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import secrets
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -50,6 +51,7 @@ __all__ = [
     "endpoint_state",
     "ensure_key",
     "generate_key",
+    "is_endpoint_name",
     "load_record",
     "process_start_ticks",
     "read_json",
@@ -66,6 +68,16 @@ STATE_VERSION = 1
 KEY_HEADER = "endpointkit-key"
 """The request header that carries the endpoint key when ``api_key: true``."""
 READY_PATH = "/v2/health/ready"
+
+_ENDPOINT_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")  # the spec's name rule
+
+
+def is_endpoint_name(name: str) -> bool:
+    """Whether ``name`` can be a local endpoint's folder: an endpoint name as the spec allows it.
+
+    Keeps ``.locks``, stray files and anything with a path separator or ``..`` out of listing and deletion.
+    """
+    return len(name) <= 63 and _ENDPOINT_NAME.fullmatch(name) is not None
 
 
 def state_root(state_dir: str | None) -> Path:
@@ -184,7 +196,17 @@ class EndpointRecord:
 
     @property
     def expires(self) -> datetime | None:
-        return datetime.fromisoformat(self.expires_at) if self.expires_at else None
+        """The expiry from the spec's ttl at apply time, timezone-aware UTC (a naive time is taken as UTC).
+
+        Raises:
+            ValueError: ``expires_at`` is not an ISO 8601 time.
+        """
+        if not self.expires_at:
+            return None
+        moment = datetime.fromisoformat(self.expires_at)
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(timezone.utc)
 
 
 def load_record(paths: EndpointPaths) -> EndpointRecord | None:
@@ -375,8 +397,15 @@ def endpoint_state(
     paths: EndpointPaths, record: EndpointRecord, *, ready: Callable[[ServerRecord], bool]
 ) -> EndpointState:
     """The :class:`EndpointState` of a recorded endpoint: IN_SERVICE when every server is ``ready``, FAILED
-    (with the last lines of its log) when one has exited, UNKNOWN when one runs but is not ready."""
+    (with the last lines of its log) when one has exited or none is recorded, UNKNOWN when one runs but is not
+    ready. Carries the record's spec hash and expiry.
+
+    Raises:
+        ValueError: the record's ``expires_at`` is not an ISO 8601 time.
+    """
     problems: list[str] = []
+    if not record.servers:
+        problems.append("no tritonserver is recorded for this endpoint")
     variants: list[VariantState] = []
     for server in record.servers:
         if not server_alive(server):
@@ -399,15 +428,17 @@ def endpoint_state(
         )
     statuses = {variant.status for variant in variants}
     status = EndpointStatus.IN_SERVICE
-    if EndpointStatus.FAILED.value in statuses:
+    if EndpointStatus.FAILED.value in statuses or not record.servers:
         status = EndpointStatus.FAILED
     elif EndpointStatus.UNKNOWN.value in statuses:
         status = EndpointStatus.UNKNOWN
-    first = record.servers[0]
-    if record.protocol == "sagemaker":
-        url = f"http://127.0.0.1:{first.sagemaker_port}/invocations"
-    else:
-        url = f"http://127.0.0.1:{first.http_port}/v2/models/{quote(record.default_model, safe='')}/infer"
+    url: str | None = None
+    if record.servers:
+        first = record.servers[0]
+        if record.protocol == "sagemaker":
+            url = f"http://127.0.0.1:{first.sagemaker_port}/invocations"
+        else:
+            url = f"http://127.0.0.1:{first.http_port}/v2/models/{quote(record.default_model, safe='')}/infer"
     extra: dict[str, Any] = {
         "state_root": str(paths.root),
         "state_dir": str(paths.directory),

@@ -14,6 +14,7 @@ started them. Changes to one endpoint are serialized by a file lock.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
@@ -38,6 +39,7 @@ from endpointkit.adapters._local_state import (
     endpoint_lock,
     endpoint_state,
     ensure_key,
+    is_endpoint_name,
     load_record,
     read_json,
     read_secret,
@@ -58,15 +60,19 @@ from endpointkit.adapters.base import (
     ResourceKind,
 )
 from endpointkit.adapters.naming import content_name, expires_at, managed_tags
-from endpointkit.errors import AuthError, NotFoundError, ProviderError, SpecError
+from endpointkit.errors import AuthError, ConflictError, NotFoundError, ProviderError, SpecError
 from endpointkit.modelrepo import is_remote_repository, load_repository
-from endpointkit.spec import Deployment, LocalTarget
+from endpointkit.spec import Deployment, LocalTarget, Timeouts
 
 __all__ = ["KEY_HEADER", "LocalAdapter", "gpu_available"]
 
 logger = logging.getLogger(__name__)
 
 _HEALTH_TIMEOUT = 2.0
+# Without a spec there are no timeouts to read: destroying by state waits as long as a default spec would.
+_DESTROY_TIMEOUT = Timeouts().delete
+# What a state file that cannot be read raises while it is parsed (bad JSON, missing or unknown fields, bad time).
+_UNREADABLE = (OSError, ValueError, TypeError, KeyError)
 
 
 def _now() -> str:
@@ -75,6 +81,10 @@ def _now() -> str:
 
 class LocalAdapter:
     """Deploys a spec as ``tritonserver`` processes on 127.0.0.1, one per variant.
+
+    Implements :class:`~endpointkit.adapters.base.ReapableAdapter`: :meth:`list_endpoints` and
+    :meth:`destroy_by_state` work from the state folder alone, so ``endpointkit reap --target local`` and a
+    ``destroy`` whose model repository is gone need no spec.
 
     ``instance_count`` is not honoured beyond one process per variant: a local endpoint has no instances to
     scale across (Triton's own ``instance_group`` in ``config.pbtxt`` sets parallelism inside the process).
@@ -122,15 +132,23 @@ class LocalAdapter:
 
     @classmethod
     def from_state(cls, state: EndpointState, **options: Any) -> LocalAdapter:
-        """An adapter that can invoke (and inspect) the endpoint ``state`` describes, without its spec."""
+        """An adapter that can invoke, inspect, list and destroy local endpoints without their spec.
+
+        ``state`` is either an endpoint's state (its ``extra["state_root"]`` says where its state lives) or the
+        bare state ``endpointkit reap --target local`` passes, ``EndpointState("", "local", "local", UNKNOWN)``:
+        without ``state_root`` the adapter uses the default state root (``$XDG_STATE_HOME/endpointkit/local``,
+        else ``~/.local/state/endpointkit/local``). ``options`` go to the constructor.
+        """
         extra = state.extra
+        state_dir = extra.get("state_root")
         target = LocalTarget(
             kind="local",
-            state_dir=extra.get("state_root"),
+            state_dir=str(state_dir) if state_dir else None,
             sagemaker_protocol=extra.get("protocol") == "sagemaker",
             api_key=bool(extra.get("api_key")),
         )
-        return cls(target, target_name=state.target, **options)
+        options.setdefault("target_name", state.target or cls.kind)
+        return cls(target, **options)
 
     # ---- capabilities and desired state --------------------------------------------------------------
     def limitations(self, deployment: Deployment) -> Mapping[Capability, str]:
@@ -297,6 +315,129 @@ class LocalAdapter:
             elif kind == "model" and (record is None or record.model != name):
                 delete_model(paths, name)
             paths.prune()
+
+    # ---- without a spec: reap and destroy after the repository is gone ------------------------------------
+    def list_endpoints(self) -> list[EndpointState]:
+        """Every local endpoint under the state root, with its status, spec hash and expiry. Read-only.
+
+        Reads one ``endpoint.json`` per endpoint folder and checks that each recorded pid is still the recorded
+        process; it sends no health request and starts no process. So ``status`` is IN_SERVICE while every
+        server runs and FAILED (with the last lines of the log in ``reason``) when one has died. ``expires_at``
+        is the expiry set from the spec's ttl at apply time (timezone-aware UTC), None without a ttl. A state
+        file that cannot be read is listed as UNKNOWN with the reason and no expiry, so reap leaves it alone.
+        Folders without ``endpoint.json`` (no endpoint was started) are not listed.
+        """
+        try:
+            folders = sorted(entry for entry in self.root.iterdir() if entry.is_dir())
+        except FileNotFoundError:
+            return []
+        except OSError as error:
+            raise ProviderError(
+                f"cannot list the local state folder {self.root}: {error.strerror or error}",
+                provider="local",
+                operation="list",
+            ) from error
+        states: list[EndpointState] = []
+        for folder in folders:
+            if not is_endpoint_name(folder.name):
+                continue  # .locks and anything endpointkit did not name
+            paths = self._paths(folder.name)
+            try:
+                record = load_record(paths)
+                if record is None:
+                    continue
+                state = endpoint_state(paths, record, ready=lambda server: True)
+            except _UNREADABLE as error:
+                logger.warning("local endpoint %s: cannot read %s: %s", folder.name, paths.record, error)
+                states.append(
+                    EndpointState(
+                        folder.name,
+                        self.target_name,
+                        self.kind,
+                        EndpointStatus.UNKNOWN,
+                        reason=f"cannot read {paths.record}: {error}",
+                        extra={"state_root": str(paths.root), "state_dir": str(paths.directory)},
+                    )
+                )
+                continue
+            states.append(dataclasses.replace(state, name=folder.name, target=self.target_name))
+        return states
+
+    def destroy_by_state(self, state: EndpointState, *, progress: Progress | None = None) -> None:
+        """Stop the servers of the endpoint ``state`` names and remove its state folder, without its spec.
+
+        The servers to stop are read from ``endpoint.json`` under the endpoint's lock (not from ``state``, which
+        may be stale). Servers get SIGTERM, then SIGKILL after ``stop_grace``; only then are the key, logs,
+        configs and model copies removed, and ``endpoint.json`` last, so an interrupted run can be repeated.
+        Idempotent: an endpoint that is already gone is skipped. Blocks until the servers have exited.
+
+        Raises:
+            ConflictError: ``state`` does not name a local endpoint under this adapter's state root (a name that
+                is not an endpoint name, or another state root); the endpoint was applied again with another
+                expiry since ``state`` was read; or another run held its lock for too long.
+            ProviderError: ``endpoint.json`` cannot be read (its servers cannot be found, so nothing is
+                removed), or a server survived SIGKILL (the state is kept so a later run can retry).
+        """
+        paths = self._owned_paths(state)
+        with endpoint_lock(paths, timeout=_DESTROY_TIMEOUT):
+            try:
+                record = load_record(paths)
+            except _UNREADABLE as error:
+                raise ProviderError(
+                    f"cannot read {paths.record} of local endpoint {paths.name} ({error}), so its servers "
+                    "cannot be found; stop them and remove the folder by hand",
+                    provider="local",
+                    operation="delete",
+                    code="UnreadableState",
+                ) from error
+            if record is None:
+                paths.prune()
+                return
+            if state.expires_at is not None and record.expires != state.expires_at:
+                raise ConflictError(
+                    f"local endpoint {paths.name} was applied again since it was listed (it now expires at "
+                    f"{record.expires.isoformat() if record.expires else 'never'}); not destroyed",
+                    provider="local",
+                    operation="delete",
+                    code="Changed",
+                )
+            self._servers.report(progress, paths.name, "DELETING", 0.0, _DESTROY_TIMEOUT)
+            self._servers.stop(record.servers)
+            survivors = [server.pid for server in record.servers if server_alive(server)]
+            if survivors:
+                raise ProviderError(
+                    f"local endpoint {paths.name}: tritonserver pid(s) {survivors} did not exit after SIGKILL; "
+                    f"its state is kept in {paths.directory}",
+                    provider="local",
+                    operation="delete",
+                    code="StillRunning",
+                )
+            for leftover in (paths.key, paths.logs, paths.configs, paths.models):
+                remove(leftover)
+            remove(paths.record)
+            remove(paths.directory)
+        logger.info("local endpoint %s destroyed (servers %s)", paths.name, [s.pid for s in record.servers])
+
+    def _owned_paths(self, state: EndpointState) -> EndpointPaths:
+        """The files of the endpoint ``state`` names, refusing names and roots this adapter does not manage."""
+        if not is_endpoint_name(state.name):
+            raise ConflictError(
+                f"{state.name!r} is not a local endpoint name, so it is not managed by endpointkit under "
+                f"{self.root}",
+                provider="local",
+                operation="delete",
+                code="NotManaged",
+            )
+        root = state.extra.get("state_root")
+        if root and Path(str(root)).expanduser().resolve() != self.root:
+            raise ConflictError(
+                f"local endpoint {state.name} lives under {root}, not under this adapter's state root "
+                f"{self.root}; destroy it with LocalAdapter.from_state(state)",
+                provider="local",
+                operation="delete",
+                code="OtherStateRoot",
+            )
+        return self._paths(state.name)
 
     # ---- inference -------------------------------------------------------------------------------------
     def invoke(
