@@ -18,9 +18,14 @@ def main() -> int:
     spec = ek.load_spec(HERE / "endpoint.yaml")
     labels = (HERE / "model_repository" / "classifier" / "labels.txt").read_text().split()
     started = time.perf_counter()
-    state = ek.apply(
-        spec, target="local", progress=lambda e: print(f"  {e.subject}: {e.status} ({e.elapsed:.1f}s)")
-    )
+    seen: set[tuple[str, str]] = set()
+
+    def progress(event: ek.ProgressEvent) -> None:
+        if (event.subject, event.status) not in seen:
+            seen.add((event.subject, event.status))
+            print(f"  {event.subject}: {event.status} ({event.elapsed:.1f}s)")
+
+    state = ek.apply(spec, target="local", progress=progress)
     print(f"{state.name} is {state.status.value} at {state.url} after {time.perf_counter() - started:.1f}s")
     try:
         image = np.frombuffer((HERE / "sample.jpg").read_bytes(), dtype=np.uint8)
