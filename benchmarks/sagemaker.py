@@ -12,54 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import statistics
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks._moto import BUCKET, REGION, ROLE_ARN, moto_server, write_repository
+
 __all__ = ["main", "run"]
-
-REGION = "us-east-1"
-BUCKET = "endpointkit-bench"
-_CONFIG = """name: "echo"
-backend: "python"
-max_batch_size: 0
-input [ { name: "INPUT0", data_type: TYPE_FP32, dims: [ -1 ] } ]
-output [ { name: "OUTPUT0", data_type: TYPE_FP32, dims: [ -1 ] } ]
-"""
-_MODEL = "class TritonPythonModel:\n    def execute(self, requests):\n        return []\n"
-
-
-@contextmanager
-def _moto() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    saved = dict(os.environ)
-    os.environ.update(
-        AWS_ENDPOINT_URL=f"http://{host}:{port}",
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        AWS_DEFAULT_REGION=REGION,
-        AWS_EC2_METADATA_DISABLED="true",
-    )
-    os.environ.pop("AWS_PROFILE", None)
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        server.stop()
 
 
 class _Counter:
@@ -101,12 +65,9 @@ def run(rounds: int = 3, *, wait: bool = True) -> dict[str, Any]:
 
     results: dict[str, list[float]] = {"apply": [], "reapply_unchanged": [], "destroy": []}
     calls: dict[str, dict[str, int]] = {}
-    with _moto(), tempfile.TemporaryDirectory() as folder:
+    with moto_server(), tempfile.TemporaryDirectory() as folder:
         boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
-        repository = Path(folder) / "repo"
-        (repository / "echo" / "1").mkdir(parents=True)
-        (repository / "echo" / "config.pbtxt").write_text(_CONFIG)
-        (repository / "echo" / "1" / "model.py").write_text(_MODEL)
+        repository = write_repository(Path(folder) / "repo")
         spec = spec_from_dict(
             {
                 "name": "bench-endpoint",
@@ -116,7 +77,7 @@ def run(rounds: int = 3, *, wait: bool = True) -> dict[str, Any]:
                     "aws": {
                         "kind": "sagemaker",
                         "region": REGION,
-                        "role_arn": "arn:aws:iam::123456789012:role/bench",
+                        "role_arn": ROLE_ARN,
                         "bucket": BUCKET,
                     }
                 },
