@@ -290,7 +290,24 @@ class LocalAdapter:
                 raise NotFoundError(
                     f"local endpoint {deployment.name} does not exist", provider="local", operation="update"
                 )
+            if record.config == desired.config.name:
+                # Already serving the desired config: only the spec's ttl or tags changed (provisioners.plan.diff).
+                self._retag(deployment, paths, record)
+                return
             self._launch(deployment, paths, desired.config.name, progress, replacing=record)
+
+    def _retag(self, deployment: Deployment, paths: EndpointPaths, record: EndpointRecord) -> None:
+        now = _now()
+        expiry = expires_at(deployment, now=datetime.fromisoformat(now))
+        write_json(
+            paths.record,
+            dataclasses.replace(
+                record,
+                spec_hash=deployment.spec_hash(),
+                updated=now,
+                expires_at=expiry.isoformat() if expiry else None,
+            ).to_json(),
+        )
 
     def delete(
         self, deployment: Deployment, kind: ResourceKind, name: str, *, progress: Progress | None = None
@@ -528,7 +545,9 @@ class LocalAdapter:
         )
         now = _now()
         created = replacing.created if replacing is not None else now
-        expiry = expires_at(deployment, now=datetime.fromisoformat(created))
+        expiry = expires_at(
+            deployment, now=datetime.fromisoformat(now)
+        )  # a ttl counts from the latest change
         record = EndpointRecord(
             name=deployment.name,
             target=self.target_name,

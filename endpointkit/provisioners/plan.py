@@ -146,10 +146,22 @@ def diff(desired: DesiredState, observed: ObservedState) -> tuple[Change, ...]:
         ]
         return (*changes, *_releases(desired, observed))
     if observed.config is not None and observed.config.name == desired.config.name:
+        # The config's name covers everything that runs; the spec hash also covers ttl and tags, which live in
+        # the endpoint's tags (labels on AKS, the state record locally). A spec that changed only there is an
+        # update the adapter carries out by re-tagging, without a rollout.
+        retag = observed.state.spec_hash is not None and observed.state.spec_hash != desired.spec_hash
         return (
             Change("noop", "model", desired.model.name, "unchanged", desired.model.properties),
             Change("noop", "endpoint_config", desired.config.name, "unchanged", desired.config.properties),
-            Change("noop", "endpoint", endpoint.name, "unchanged", endpoint.properties),
+            Change(
+                "update",
+                "endpoint",
+                endpoint.name,
+                f"tags only: spec hash {observed.state.spec_hash} -> {desired.spec_hash}",
+                endpoint.properties,
+            )
+            if retag
+            else Change("noop", "endpoint", endpoint.name, "unchanged", endpoint.properties),
         )
     previous = observed.config.name if observed.config is not None else "unknown"
     return (

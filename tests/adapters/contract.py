@@ -5,6 +5,7 @@ Subclass :class:`AdapterContract` in a test module and implement the four hooks;
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 import numpy as np
@@ -75,6 +76,28 @@ class AdapterContract:
         assert after.status is EndpointStatus.IN_SERVICE
         assert not ek.plan(changed, adapter=adapter).has_changes
         assert after.spec_hash != before.spec_hash or after.extra != before.extra
+
+    def test_ttl_change_retags_without_rollout(self, deployed: Any) -> None:
+        spec, adapter, before = deployed
+        assert before.expires_at is None
+        retagged = spec.model_copy(update={"ttl": 7200.0})
+        plan = ek.plan(retagged, adapter=adapter)
+        changes = [change for change in plan.changes if change.action != "noop"]
+        assert [(change.action, change.resource) for change in changes] == [("update", "endpoint")], str(plan)
+        assert changes[0].reason.startswith("tags only"), str(plan)
+        started = datetime.now(timezone.utc).replace(microsecond=0)
+        after = ek.apply(retagged, adapter=adapter)
+        assert after.status is EndpointStatus.IN_SERVICE
+        assert after.spec_hash == plan.desired.spec_hash != before.spec_hash
+        assert after.expires_at is not None
+        assert (
+            started + timedelta(hours=2)
+            <= after.expires_at
+            <= datetime.now(timezone.utc) + timedelta(hours=2)
+        )
+        assert not ek.plan(retagged, adapter=adapter).has_changes
+        back = ek.apply(spec, adapter=adapter)  # dropping the ttl drops the expiry
+        assert back.expires_at is None and back.spec_hash == before.spec_hash
 
     def test_invoke(self, deployed: Any) -> None:
         _, adapter, state = deployed

@@ -188,6 +188,20 @@ def test_killed_server_shows_failed_with_reason_and_apply_replaces_it(
     assert again.extra["servers"][0]["pid"] != pid
 
 
+def test_ttl_added_later_keeps_the_same_server(
+    deploy: Any, identity_repository: Path, state_root: Path
+) -> None:
+    state, adapter = deploy(local_spec(identity_repository, state_root, name="retag"))
+    with_ttl = local_spec(identity_repository, state_root, name="retag", ttl="30m")
+
+    again = ek.apply(with_ttl, adapter=adapter)
+
+    assert again.extra["servers"][0]["pid"] == state.extra["servers"][0]["pid"]
+    assert again.expires_at is not None and again.spec_hash == with_ttl.deployment("local").spec_hash()
+    listed = {endpoint.name: endpoint for endpoint in adapter.list_endpoints()}
+    assert listed["retag"].expires_at == again.expires_at
+
+
 def test_api_key_refuses_requests_without_it(
     deploy: Any, identity_repository: Path, state_root: Path
 ) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import endpointkit as ek
-from endpointkit.adapters.base import MANAGED_BY_TAG, SPEC_HASH_TAG
+from endpointkit.adapters.base import EXPIRES_AT_TAG, MANAGED_BY_TAG, SPEC_HASH_TAG
 from endpointkit.adapters.sagemaker import SageMakerAdapter
 from tests.adapters.sagemaker_fixtures import BUCKET, REGION, ROLE_ARN, SageMakerWorld, write_echo_repository
 
@@ -296,3 +296,24 @@ def test_missing_bucket_says_to_create_it_and_nothing_is_left(sagemaker_world: S
         ek.apply(spec, adapter=sagemaker_world.adapter(spec))
 
     assert (sagemaker_world.models(), sagemaker_world.configs(), sagemaker_world.endpoints()) == ([], [], [])
+
+
+def test_ttl_change_retags_the_endpoint_without_an_update(sagemaker_world: SageMakerWorld) -> None:
+    spec = sagemaker_world.spec()
+    ek.apply(spec, adapter=sagemaker_world.adapter(spec))
+    with_ttl = sagemaker_world.spec(ttl="2h", tags={"team": "vision", "owner": "ml-platform"})
+    sagemaker_world.hooks.calls.clear()
+
+    state = ek.apply(with_ttl, adapter=sagemaker_world.adapter(with_ttl))
+
+    assert sagemaker_world.hooks.mutating() == [("sagemaker", "AddTags")]
+    tags = sagemaker_world.tags(state.extra["arn"])
+    assert tags["owner"] == "ml-platform"
+    assert tags[SPEC_HASH_TAG] == state.spec_hash != spec.deployment("aws").spec_hash()
+    assert tags[EXPIRES_AT_TAG] == state.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")  # type: ignore[union-attr]
+
+    sagemaker_world.hooks.calls.clear()
+    ek.apply(spec, adapter=sagemaker_world.adapter(spec))  # the ttl is gone again: so is the expiry tag
+
+    assert sagemaker_world.hooks.mutating() == [("sagemaker", "AddTags"), ("sagemaker", "DeleteTags")]
+    assert EXPIRES_AT_TAG not in sagemaker_world.tags(state.extra["arn"])

@@ -11,12 +11,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from endpointkit._wait import Progress
-from endpointkit.adapters.base import EXPIRES_AT_TAG, SPEC_HASH_TAG, DesiredState, Resource
+from endpointkit.adapters.base import EXPIRES_AT_TAG, DesiredState, Resource
 from endpointkit.adapters.naming import managed_tags
 from endpointkit.adapters.sagemaker import _desired
 from endpointkit.adapters.sagemaker._api import SageMakerApi
 from endpointkit.adapters.sagemaker._autoscaling import Autoscaler
-from endpointkit.adapters.sagemaker._state import MOVING, EndpointWaiter, tag_list
+from endpointkit.adapters.sagemaker._state import MOVING, Description, EndpointWaiter, tag_list
 from endpointkit.adapters.sagemaker._teardown import Teardown
 from endpointkit.errors import CapacityError, NotFoundError
 from endpointkit.spec import Deployment
@@ -155,6 +155,15 @@ class Rollout:
         if content.get("autoscaling"):
             self._autoscaler.register(name, [v["name"] for v in content["variants"]], content["autoscaling"])
 
+    def _retag(self, current: Description, desired: DesiredState) -> None:
+        """Put the spec's tags (its own, the spec hash, the expiry) on the endpoint; drop an expiry it lost."""
+        name, arn = current["EndpointName"], current["EndpointArn"]
+        had_expiry = EXPIRES_AT_TAG in self._api.endpoint_tags(current)
+        self._api.call("add_tags", f"endpoint {name}", ResourceArn=arn, Tags=tag_list(dict(desired.tags)))
+        if had_expiry and EXPIRES_AT_TAG not in desired.tags:
+            self._api.call("delete_tags", f"endpoint {name}", ResourceArn=arn, TagKeys=[EXPIRES_AT_TAG])
+        self._api.forget_endpoint(name)
+
     def update_endpoint(
         self, deployment: Deployment, desired: DesiredState, progress: Progress | None
     ) -> None:
@@ -169,6 +178,10 @@ class Rollout:
                 provider="sagemaker",
                 operation="update",
             )
+        if current.get("EndpointConfigName") == config_name:
+            # Already on the desired config: only the spec's ttl or tags changed (see provisioners.plan.diff).
+            self._retag(current, desired)
+            return
         if current.get("EndpointStatus") in MOVING:  # SageMaker refuses an update while another change runs
             current = (
                 self._waiter.wait(
@@ -213,10 +226,7 @@ class Rollout:
         except BaseException:
             self._autoscaler.restore(name, snapshot)
             raise
-        tags = {key: value for key, value in desired.tags.items() if key in (SPEC_HASH_TAG, EXPIRES_AT_TAG)}
-        self._api.call(
-            "add_tags", f"endpoint {name}", ResourceArn=current["EndpointArn"], Tags=tag_list(tags)
-        )
+        self._retag(current, desired)
         variants = [v["name"] for v in content["variants"]]
         if content.get("autoscaling"):
             self._autoscaler.register(name, variants, content["autoscaling"])
