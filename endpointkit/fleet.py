@@ -1,6 +1,7 @@
 """Fleets: one command over many spec files, run in parallel with a bound, one failure never stopping the others.
 
-``find_specs`` turns the command line's paths (files and folders of ``*.yaml`` / ``*.yml``) into spec files;
+``discover_specs`` turns the command line's paths (files and folders of ``*.yaml`` / ``*.yml``) into spec files,
+keeping a folder without any as a failed entry (``find_specs`` raises for it instead);
 ``run_fleet`` runs one job per item on a ``ThreadPoolExecutor`` of ``parallel`` workers and returns one
 ``FleetResult`` per item, in input order; ``FleetBoard`` shows a live line per item on a terminal.
 
@@ -28,6 +29,8 @@ __all__ = [
     "FleetBoard",
     "FleetCancelled",
     "FleetResult",
+    "FoundSpec",
+    "discover_specs",
     "find_specs",
     "is_fleet",
     "render_table",
@@ -50,16 +53,21 @@ def is_fleet(paths: Sequence[str | os.PathLike[str]]) -> bool:
     return len(paths) != 1 or Path(paths[0]).is_dir()
 
 
-def find_specs(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Spec files from files and folders: a folder gives its ``*.yaml`` and ``*.yml`` files (not recursive).
+@dataclass(frozen=True)
+class FoundSpec:
+    """One entry of a fleet's command line: a spec file, or a folder that holds none (``error`` set)."""
 
-    Order is the command line's, then sorted by name inside each folder; a file named twice is kept once. A
-    path that does not exist is kept, so that loading it reports the error for that spec alone.
+    path: Path
+    error: SpecError | None = None
 
-    Raises:
-        SpecError: a folder holds no spec file.
+
+def discover_specs(paths: Sequence[str | os.PathLike[str]]) -> list[FoundSpec]:
+    """Spec files from files and folders, with a folder that holds no spec file kept as a failed entry.
+
+    Like :func:`find_specs`, but an empty folder does not stop the others: it becomes one ``FoundSpec`` whose
+    ``error`` says so, at its place on the command line, so a fleet reports it with the other failures.
     """
-    found: list[Path] = []
+    found: list[FoundSpec] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
@@ -67,14 +75,30 @@ def find_specs(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
                 child for child in path.iterdir() if child.suffix in SPEC_SUFFIXES and child.is_file()
             )
             if not inside:
-                raise SpecError(f"{path} holds no spec file (*.yaml or *.yml)")
-            found.extend(inside)
+                found.append(FoundSpec(path, SpecError(f"{path} holds no spec file (*.yaml or *.yml)")))
+            found.extend(FoundSpec(child) for child in inside)
         else:
-            found.append(path)
-    unique: dict[Path, None] = {}
-    for path in found:
-        unique.setdefault(path, None)
-    return list(unique)
+            found.append(FoundSpec(path))
+    unique: dict[Path, FoundSpec] = {}
+    for entry in found:
+        unique.setdefault(entry.path, entry)
+    return list(unique.values())
+
+
+def find_specs(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Spec files from files and folders: a folder gives its ``*.yaml`` and ``*.yml`` files (not recursive).
+
+    Order is the command line's, then sorted by name inside each folder; a file named twice is kept once. A
+    path that does not exist is kept, so that loading it reports the error for that spec alone.
+
+    Raises:
+        SpecError: a folder holds no spec file (:func:`discover_specs` reports it as an entry instead).
+    """
+    entries = discover_specs(paths)
+    for entry in entries:
+        if entry.error is not None:
+            raise entry.error
+    return [entry.path for entry in entries]
 
 
 @dataclass(frozen=True)
@@ -191,54 +215,114 @@ class _Running:
 class FleetBoard:
     """One status line per fleet item on ``stream``.
 
-    On a terminal every line is redrawn in place (ANSI cursor moves) whenever one changes; otherwise a plain
-    line is written when an item's status changes. Thread-safe: workers update it concurrently.
+    On a terminal every line is redrawn in place (ANSI cursor moves) whenever one changes. Otherwise a plain
+    line is written when an item's status changes; for a wait's progress that means its subject or status,
+    not the elapsed seconds (which change on every poll), plus one line every ``PLAIN_HEARTBEAT`` seconds
+    while it stays the same so a log shows the wait is alive. Items can be added while the board is shown.
+    Thread-safe: workers update it concurrently.
+
+    Args:
+        labels: the items, one line each, in order.
+        stream: where the lines go (stderr in the CLI).
+        live: redraw in place (True) or write plain lines (False); None: redraw when ``stream`` is a terminal
+            tall enough for every line.
+        clock: seconds, for the plain heartbeat (tests pass a fake one).
     """
 
-    def __init__(self, labels: Sequence[str], stream: TextIO, *, live: bool | None = None) -> None:
+    PLAIN_HEARTBEAT = 30.0
+
+    def __init__(
+        self,
+        labels: Sequence[str],
+        stream: TextIO,
+        *,
+        live: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream
+        self._clock = clock
+        self._auto_live = live is None
         self.live = stream.isatty() if live is None else live
-        if live is None and self.live and len(labels) >= _terminal_size(stream).lines:
-            self.live = False  # cursor moves cannot reach lines scrolled off the top of the screen
-        self.labels = list(labels)
-        self.width = max((len(label) for label in labels), default=0)
-        self.texts = ["queued"] * len(labels)
+        self.labels: list[str] = []
+        self.texts: list[str] = []
+        self.width = 0
+        self._keys: list[object] = []
+        self._written_at: list[float] = []
         self._shown: set[int] = set()
         self._lock = threading.Lock()
-        self._drawn = False
+        self._drawn_lines = 0
+        for label in labels:
+            self._append(label)
+        self._fit_terminal()
 
-    def update(self, index: int, text: str) -> None:
-        """Set item ``index``'s status text and show it."""
+    def add(self, label: str, text: str = "queued") -> int:
+        """Add an item (shown at once) and return its index."""
+        with self._lock:
+            index = self._append(label)
+            self._fit_terminal()
+        self.update(index, text)
+        return index
+
+    def update(self, index: int, text: str, *, key: object = None) -> None:
+        """Set item ``index``'s status text and show it.
+
+        ``key`` is what counts as a change for plain lines (default: the text itself).
+        """
+        change_key = text if key is None else key
         with self._lock:
             if self.texts[index] == text and index in self._shown:
                 return
             self.texts[index] = text
+            first = index not in self._shown
             self._shown.add(index)
             if self.live:
                 self._redraw()
-            else:
+                return
+            now = self._clock()
+            if (
+                first
+                or change_key != self._keys[index]
+                or now - self._written_at[index] >= self.PLAIN_HEARTBEAT
+            ):
                 self.stream.write(f"{self.labels[index]}: {text}\n")
                 self.stream.flush()
+                self._keys[index], self._written_at[index] = change_key, now
 
     def progress(self, index: int, event: ProgressEvent) -> None:
         """Show a wait's progress event for item ``index``."""
-        self.update(index, f"{event.subject}: {event.status} ({event.elapsed:.0f}s / {event.timeout:.0f}s)")
+        self.update(
+            index,
+            f"{event.subject}: {event.status} ({event.elapsed:.0f}s / {event.timeout:.0f}s)",
+            key=("progress", event.subject, event.status),
+        )
 
     def finish(self) -> None:
         """Leave the board as it is and the cursor below it."""
         with self._lock:
             self.stream.flush()
 
+    def _append(self, label: str) -> int:
+        self.labels.append(label)
+        self.texts.append("queued")
+        self._keys.append(None)
+        self._written_at.append(0.0)
+        self.width = max(self.width, len(label))
+        return len(self.labels) - 1
+
+    def _fit_terminal(self) -> None:
+        if self._auto_live and self.live and len(self.labels) >= _terminal_size(self.stream).lines:
+            self.live = False  # cursor moves cannot reach lines scrolled off the top of the screen
+
     def _redraw(self) -> None:
-        # A width cut keeps each item on one terminal row, so moving up len(labels) rows lands on the first.
+        # A width cut keeps each item on one terminal row, so moving up the rows drawn last lands on the first.
         columns = _terminal_size(self.stream).columns
-        out = [f"\033[{len(self.labels)}A"] if self._drawn else []
+        out = [f"\033[{self._drawn_lines}A"] if self._drawn_lines else []
         for label, text in zip(self.labels, self.texts, strict=True):
             line = f"{label:<{self.width}}  {text}"
             out.append("\r\033[K" + line[: columns - 1] + "\n")
         self.stream.write("".join(out))
         self.stream.flush()
-        self._drawn = True
+        self._drawn_lines = len(self.labels)
 
 
 def _terminal_size(stream: TextIO) -> os.terminal_size:

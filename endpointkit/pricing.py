@@ -5,14 +5,19 @@ The cost model, per target kind:
 * ``sagemaker`` (real-time hosting): each variant costs ``instance_count`` x the on-demand price of its
   ``instance_type`` per hour. Autoscaling may add instances up to ``max_instances``; the estimate is for the
   count the spec deploys. Serverless and asynchronous endpoints are billed differently and are unknown here.
-* ``aks``: pods share the node pool, so variants have no price of their own. The endpoint is charged the node
-  pool it runs on, ``node_pool.count`` x the VM size's pay-as-you-go price, and, when endpointkit creates the
-  cluster (``create_cluster``), the one-node system pool it adds. The control plane (free tier), disks, load
-  balancer and storage are not counted.
+* ``aks``: the endpoint is billed for the nodes of the pool it runs on, ``node_pool.count`` x the VM size's
+  pay-as-you-go price, and, when endpointkit creates the cluster (``create_cluster``), the one-node system pool
+  it adds: those pool lines make the total. Each variant also gets a line of its own, not added to the total
+  because its nodes are part of the pool's: the nodes its replicas occupy. Pods never share a GPU or FPGA, so a
+  device variant occupies ``ceil(instance_count x devices per replica / devices per VM)`` nodes. CPU replicas
+  pack onto nodes by cpu and memory, which the catalog does not know per VM size, so a CPU variant's line is an
+  upper bound: one node per replica, at most the pool. The control plane (free tier), disks, load balancer and
+  storage are not counted.
 * ``local``: a Triton process on this machine costs nothing per hour: a known 0.0, not an unknown.
 
-A price the table does not hold (another region, an instance type not listed) is ``None``: unknown, never
-zero, and an estimate with any unknown item has no total. The table covers one region per cloud
+A price the table does not hold (another region, an instance type not listed, or one the table lists as
+``unpriced`` because no public figure could be confirmed) is ``None``: unknown, never zero, and an estimate with
+any unknown item in its total has no total. The table covers one region per cloud
 (SageMaker us-east-1, Azure eastus); its date and sources travel with every estimate.
 """
 
@@ -20,13 +25,15 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
-from endpointkit.spec import AksTarget, Deployment, SageMakerTarget
+from endpointkit.catalog import azure_vm_size
+from endpointkit.spec import AksTarget, Deployment, SageMakerTarget, Variant
 
 __all__ = [
     "CostEstimate",
@@ -54,10 +61,18 @@ class PriceTable:
     sources: tuple[str, ...]
     prices: Mapping[str, float]
     currency: str = "USD"
+    unpriced: frozenset[str] = frozenset()
+    unpriced_note: str = ""
 
     def price(self, instance_type: str) -> float | None:
         """The hourly price of ``instance_type`` (case-insensitive), or None when the table does not hold it."""
         return self.prices.get(instance_type.lower())
+
+    def missing_price_note(self, instance_type: str) -> str:
+        """Why ``instance_type`` has no price: listed as unpriced (no public figure confirmed), or not listed."""
+        if instance_type.lower() in self.unpriced:
+            return "no confirmed public price: unpriced in the table"
+        return "not in the price table"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,13 +87,18 @@ class PriceTable:
 
 @dataclass(frozen=True, slots=True)
 class CostItem:
-    """One priced line: ``count`` instances of ``instance_type`` at ``unit_price`` per hour (None: unknown)."""
+    """One priced line: ``count`` instances of ``instance_type`` at ``unit_price`` per hour (None: unknown).
+
+    ``in_total`` is False for a line that shows a share of another line (an AKS variant's nodes are part of its
+    node pool's), so that nothing is counted twice.
+    """
 
     subject: str
     instance_type: str | None
     count: int
     unit_price: float | None
     note: str = ""
+    in_total: bool = True
 
     @property
     def hourly_cost(self) -> float | None:
@@ -93,6 +113,7 @@ class CostItem:
             "unit_price": self.unit_price,
             "hourly_cost": self.hourly_cost,
             "note": self.note,
+            "in_total": self.in_total,
         }
 
 
@@ -106,16 +127,16 @@ class CostEstimate:
 
     @property
     def total(self) -> float | None:
-        """The sum of every item per hour, or None when any item's price is unknown."""
-        costs = [item.hourly_cost for item in self.items]
+        """The sum per hour of every item counted in the total, or None when any of their prices is unknown."""
+        costs = [item.hourly_cost for item in self.items if item.in_total]
         if any(cost is None for cost in costs):
             return None
         return round(sum(cost for cost in costs if cost is not None), 6)
 
     @property
     def unknown(self) -> tuple[CostItem, ...]:
-        """The items without a price."""
-        return tuple(item for item in self.items if item.unit_price is None)
+        """The items counted in the total that have no price."""
+        return tuple(item for item in self.items if item.in_total and item.unit_price is None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -132,7 +153,10 @@ class CostEstimate:
         width = max((len(item.subject) for item in self.items), default=0)
         for item in self.items:
             what = f"{item.count} x {item.instance_type}" if item.instance_type else f"{item.count} x local"
-            note = f"  ({item.note})" if item.note else ""
+            notes = [item.note] if item.note else []
+            if not item.in_total:
+                notes.append("not added to the total")
+            note = f"  ({'; '.join(notes)})" if notes else ""
             lines.append(f"    {item.subject:<{width}}  {what:<28} {format_usd(item.hourly_cost)}{note}")
         lines.append(f"    {'total':<{width}}  {'':<28} {format_usd(self.total)}")
         if self.table is not None:
@@ -171,6 +195,8 @@ def price_table(kind: str) -> PriceTable | None:
         sources=tuple(table["sources"]),
         prices=MappingProxyType({name.lower(): float(price) for name, price in table["prices"].items()}),
         currency=_document()["currency"],
+        unpriced=frozenset(name.lower() for name in table.get("unpriced", {}).get("types", [])),
+        unpriced_note=table.get("unpriced", {}).get("note", ""),
     )
 
 
@@ -180,7 +206,7 @@ def estimate_cost(deployment: Deployment) -> CostEstimate:
     if isinstance(target, SageMakerTarget):
         return _sagemaker(deployment, target)
     if isinstance(target, AksTarget):
-        return _aks(target)
+        return _aks(deployment, target)
     if deployment.kind == "local":
         items = tuple(
             CostItem(f"variant {variant.name}", None, variant.instance_count, 0.0, "this machine")
@@ -216,34 +242,73 @@ def _sagemaker(deployment: Deployment, target: SageMakerTarget) -> CostEstimate:
             note = "asynchronous inference prices are not in the table"
         elif table is None or target.region != table.region:
             note = f"no prices for {target.region}: the table covers {table.region if table else 'no region'}"
-        elif variant.instance_type is not None:
+        elif variant.instance_type is None:
+            note = "no instance type"
+        else:
             price = table.price(variant.instance_type)
             if price is None:
-                note = "not in the price table"
+                note = table.missing_price_note(variant.instance_type)
         items.append(CostItem(subject, variant.instance_type, variant.instance_count, price, note))
     return CostEstimate("sagemaker", tuple(items), table)
 
 
-def _aks(target: AksTarget) -> CostEstimate:
+def _aks(deployment: Deployment, target: AksTarget) -> CostEstimate:
     table = price_table("aks")
     pool = target.node_pool
-    pools = [(pool.name, pool.vm_size, pool.count)]
+    items = [_aks_variant(variant, target, table) for variant in deployment.variants]
+    price, note = _aks_price(target, table, pool.vm_size)
+    details = [f"runs {', '.join(variant.name for variant in deployment.variants)}"]
+    if pool.min_count is not None:
+        details.append(f"autoscales {pool.min_count}-{pool.max_count} nodes")
+    items.append(CostItem(f"node pool {pool.name}", pool.vm_size, pool.count, price, _join(*details, note)))
     if target.create_cluster:
-        pools.append(_AKS_SYSTEM_POOL)
-    items = []
-    for name, vm_size, count in pools:
-        price: float | None = None
-        note = "autoscales" if name == pool.name and pool.min_count is not None else ""
-        if table is None or target.location is None:
-            note = f"cluster location unknown: the table covers {table.region if table else 'no region'}"
-        elif target.location.replace(" ", "").lower() != table.region:
-            note = f"no prices for {target.location}: the table covers {table.region}"
-        else:
-            price = table.price(vm_size)
-            if price is None:
-                note = "not in the price table"
-        items.append(CostItem(f"node pool {name}", vm_size, count, price, note))
+        name, vm_size, count = _AKS_SYSTEM_POOL
+        price, note = _aks_price(target, table, vm_size)
+        items.append(CostItem(f"node pool {name}", vm_size, count, price, _join("cluster system pods", note)))
     return CostEstimate("aks", tuple(items), table)
+
+
+def _aks_price(target: AksTarget, table: PriceTable | None, vm_size: str) -> tuple[float | None, str]:
+    """The VM size's price in the cluster's location, or None and why not."""
+    if table is None or target.location is None:
+        return None, f"cluster location unknown: the table covers {table.region if table else 'no region'}"
+    if target.location.replace(" ", "").lower() != table.region:
+        return None, f"no prices for {target.location}: the table covers {table.region}"
+    price = table.price(vm_size)
+    return price, "" if price is not None else table.missing_price_note(vm_size)
+
+
+def _aks_variant(variant: Variant, target: AksTarget, table: PriceTable | None) -> CostItem:
+    """The nodes of the pool one variant's replicas occupy (see the module docstring); not in the total."""
+    pool = target.node_pool
+    info = azure_vm_size(pool.vm_size)
+    per_replica = _devices_per_replica(variant)
+    if per_replica and info.accelerators:
+        nodes = math.ceil(variant.instance_count * per_replica / info.accelerators)
+        kind = "GPU" if variant.accelerator == "gpu" else "FPGA"
+        share = (
+            f"{variant.instance_count} replicas x {per_replica} {kind}, {info.accelerators} {kind} per node, "
+            f"in node pool {pool.name}"
+        )
+    else:
+        nodes = min(variant.instance_count, pool.count)
+        share = f"at most: CPU replicas share node pool {pool.name}'s nodes"
+    price, note = _aks_price(target, table, pool.vm_size)
+    return CostItem(f"variant {variant.name}", pool.vm_size, nodes, price, _join(share, note), in_total=False)
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(part for part in parts if part)
+
+
+def _devices_per_replica(variant: Variant) -> int:
+    # The devices the AKS adapter asks for per pod (adapters/aks/rules.py accelerators_per_replica), not imported
+    # from there: that would load the AKS adapter package on every plan.
+    if variant.accelerator == "gpu":
+        return variant.gpus_per_replica
+    if variant.accelerator == "fpga":
+        return variant.gpus if variant.gpus is not None else 1
+    return 0
 
 
 def cost_limit_violation(estimate: CostEstimate, limit: float) -> str | None:

@@ -365,6 +365,10 @@ def _check_variants(deployment: Deployment) -> None:
     for index, variant in enumerate(deployment.variants):
         field = f"variants[{index}]"
         if isinstance(target, SageMakerTarget) and target.serverless is None:
+            if variant.instance_type is None and variant.accelerator == "fpga":
+                # SageMaker has no FPGA type to name here; plan's capability check reports that, with the
+                # alternatives, which beats asking for an instance type that cannot exist.
+                continue
             if variant.instance_type is None:
                 raise SpecError(
                     f"{field}.instance_type is required for SageMaker real-time hosting, e.g. ml.g4dn.xlarge "

@@ -27,6 +27,7 @@ list: decode it with ``jsondecode``), ``expires_at`` (UTC, ISO 8601), ``hourly_c
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import warnings
@@ -163,19 +164,23 @@ def state_result(
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Keep stderr to the one line the protocol allows: no log records, no warnings."""
-    logger = logging.getLogger("endpointkit")
-    handler = logging.NullHandler()
-    propagate = logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
+    """Keep stderr to the one line the protocol allows, whatever the libraries underneath say meanwhile.
+
+    Terraform shows everything a failing program wrote on stderr, so a third-party log record (azure.identity's
+    DefaultAzureCredential prints a dozen lines when it finds no credential), a warning, or a stray print would
+    bury the one line that says what went wrong. For the duration: every logger is disabled (not only
+    endpointkit's: records of loggers without a handler reach stderr through ``logging.lastResort``), warnings
+    are ignored, and whatever is still written to ``sys.stderr`` is dropped. The caller keeps its own reference
+    to the real stream for the one line.
+    """
+    previous_disable = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
+        logging.disable(previous_disable)
 
 
 def _json_type(value: object) -> str:

@@ -35,9 +35,50 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_validate_ok(spec_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["validate", str(spec_file)]) == 0
-    assert "valid (local, aws)" in capsys.readouterr().out
+QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "quickstart" / "endpoint.yaml"
+
+
+def test_validate_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(QUICKSTART)]) == 0
+    assert "valid (local, aws, azure)" in capsys.readouterr().out
+
+
+def test_validate_runs_the_targets_own_checks(spec_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(spec_file), "--target", "aws"]) == 0
+    capsys.readouterr()
+    # the local target cannot read a model repository in S3: plan would say so, and now validate does too
+    assert main(["validate", str(spec_file)]) == 2
+    assert "local target does not read" in capsys.readouterr().err
+
+
+def test_validate_catches_an_instance_type_sagemaker_does_not_have(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("botocore")
+    path = tmp_path / "typo.yaml"
+    path.write_text(SPEC.replace("ml.m5.large", "ml.g4dn.hugexlarge"))
+    assert main(["validate", str(path), "--target", "aws", "--json"]) == 2
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert document["error"] == "SpecError"
+    assert document["field"] == "targets.aws.variants.primary.instance_type"
+    assert "ml.g4dn.hugexlarge" in captured.err and "nearest valid types: ml.g4dn.xlarge" in captured.err
+
+
+def test_validate_says_which_checks_a_missing_extra_skipped(
+    spec_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from endpointkit import adapters
+
+    entry = adapters.AdapterEntry("endpointkit_not_installed.sagemaker:SageMakerAdapter", "sagemaker")
+    monkeypatch.setitem(adapters._REGISTRY, "sagemaker", entry)
+    assert main(["validate", str(spec_file), "--target", "aws"]) == 0
+    out = capsys.readouterr().out
+    assert "valid (aws)" in out
+    assert "sagemaker checks skipped" in out and "pip install 'endpointkit[sagemaker]'" in out
+    assert main(["validate", str(spec_file), "--target", "aws", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["checks"] == {"aws": "skipped"} and "endpointkit[sagemaker]" in document["skipped"]["aws"]
 
 
 def test_bad_spec_exits_2_with_the_field_and_no_traceback(tmp_path: Path) -> None:
@@ -76,6 +117,26 @@ def test_json_error_document(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["validate", str(tmp_path / "missing.yaml"), "--json"]) == 2
     document = json.loads(capsys.readouterr().out)
     assert document["error"] == "SpecError"
+
+
+def test_a_usage_error_of_a_json_run_prints_the_json_error(
+    spec_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", str(spec_file), "--json", "--parallel", "0"]) == 2
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert document == {"error": "UsageError", "message": "argument --parallel: must be at least 1"}
+    assert "usage:" in captured.err
+
+
+def test_an_unknown_option_of_a_json_run_prints_the_json_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--json", "--colour"]) == 2
+    assert json.loads(capsys.readouterr().out)["error"] == "UsageError"
+
+
+def test_json_after_a_double_dash_is_not_the_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--", "--json"]) == 2
+    assert capsys.readouterr().out == ""
 
 
 def test_invoke_needs_an_input(spec_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,7 @@ import pytest
 from endpointkit._wait import ProgressEvent
 from endpointkit.cli import main
 from endpointkit.errors import SpecError
-from endpointkit.fleet import FleetBoard, FleetCancelled, find_specs, is_fleet, run_fleet
+from endpointkit.fleet import FleetBoard, FleetCancelled, discover_specs, find_specs, is_fleet, run_fleet
 
 SPEC = """\
 name: {name}
@@ -55,6 +55,17 @@ def test_a_file_named_twice_runs_once(fleet_dir: Path) -> None:
 def test_an_empty_folder_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="no spec file"):
         find_specs([tmp_path])
+
+
+def test_discovery_keeps_an_empty_folder_as_a_failed_entry_in_its_place(
+    fleet_dir: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    entries = discover_specs([empty, fleet_dir])
+    assert [entry.path.name for entry in entries] == ["empty", "a.yaml", "b.yml"]
+    assert entries[0].error is not None and "no spec file" in str(entries[0].error)
+    assert entries[1].error is None and entries[2].error is None
 
 
 def test_one_file_is_not_a_fleet_but_a_folder_or_two_files_are(fleet_dir: Path) -> None:
@@ -139,6 +150,44 @@ def test_a_plain_board_writes_one_line_per_change() -> None:
     assert stream.getvalue() == "a.yaml: running\na.yaml: done\n"
 
 
+def test_a_plain_board_ignores_the_elapsed_time_of_a_wait() -> None:
+    stream = io.StringIO()
+    board = FleetBoard(["a.yaml"], stream, live=False)
+    for elapsed in (0.0, 2.0, 4.0, 8.0):
+        board.progress(0, ProgressEvent("endpoint alpha", "Creating", elapsed, 600.0))
+    board.progress(0, ProgressEvent("endpoint alpha", "InService", 9.0, 600.0))
+    assert stream.getvalue().splitlines() == [
+        "a.yaml: endpoint alpha: Creating (0s / 600s)",
+        "a.yaml: endpoint alpha: InService (9s / 600s)",
+    ]
+
+
+def test_a_plain_board_repeats_a_long_wait_every_thirty_seconds() -> None:
+    clock = [1000.0]
+    stream = io.StringIO()
+    board = FleetBoard(["a.yaml"], stream, live=False, clock=lambda: clock[0])
+    for elapsed in range(0, 61, 5):
+        clock[0] = 1000.0 + elapsed
+        board.progress(0, ProgressEvent("endpoint alpha", "Creating", float(elapsed), 600.0))
+    assert [line.split("(")[1] for line in stream.getvalue().splitlines()] == [
+        "0s / 600s)",
+        "30s / 600s)",
+        "60s / 600s)",
+    ]
+
+
+def test_a_live_board_grows_when_an_item_is_added() -> None:
+    stream = io.StringIO()
+    board = FleetBoard([], stream, live=True)
+    first = board.add("one", "destroying")
+    second = board.add("two", "destroying")
+    board.update(first, "destroyed")
+    assert (first, second) == (0, 1)
+    # the second draw goes up over the one line of the first, the third over two
+    assert "\033[1A" in stream.getvalue() and "\033[2A" in stream.getvalue()
+    assert stream.getvalue().endswith("\r\033[Kone  destroyed\n\r\033[Ktwo  destroying\n")
+
+
 # ---- the commands -----------------------------------------------------------------------------------------
 
 
@@ -204,3 +253,43 @@ def test_one_spec_keeps_the_single_spec_output(fleet_dir: Path, capsys: pytest.C
 def test_parallel_must_be_positive(fleet_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", str(fleet_dir), "--parallel", "0"]) == 2
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_an_empty_folder_fails_alone_and_the_others_still_run(
+    fleet_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["apply", str(empty), str(fleet_dir), "--dry-run", "--json"]) == 2
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert [result["result"]["status"] for result in document["results"]] == ["IN_SERVICE", "IN_SERVICE"]
+    assert [error["spec"] for error in document["errors"]] == [str(empty)]
+    assert "no spec file" in document["errors"][0]["error"]["message"]
+    assert document["summary"]["total"] == 3 and document["summary"]["failed"] == 1
+    assert "holds no spec file" in captured.err
+
+
+def test_a_failed_spec_makes_the_fleet_total_unknown_not_a_partial_sum(
+    fleet_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (fleet_dir / "b.yml").write_text("name: Not-Valid\n")
+    assert main(["plan", str(fleet_dir), "--dry-run", "--json"]) == 2
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert summary["hourly_cost"] is None
+    assert summary["hourly_cost_at_least"] == pytest.approx(0.115)
+    assert summary["hourly_cost_unknown_because"] == {"failed": 1, "unknown_price": 0}
+    assert main(["plan", str(fleet_dir), "--dry-run"]) == 2
+    last = capsys.readouterr().out.splitlines()
+    summary_line = next(line for line in last if line.startswith("2 specs:"))
+    assert "estimated total unknown (at least $0.115/h, 1 spec failed)" in summary_line
+
+
+def test_an_unknown_price_makes_the_fleet_total_unknown(
+    fleet_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_spec(fleet_dir, "c.yaml", "gamma", "ml.inf2.xlarge")
+    assert main(["plan", str(fleet_dir), "--dry-run", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert summary["hourly_cost"] is None
+    assert summary["hourly_cost_unknown_because"] == {"failed": 0, "unknown_price": 1}

@@ -10,7 +10,8 @@ import pytest
 
 import endpointkit as ek
 from endpointkit.adapters.memory import MemoryAdapter
-from endpointkit.catalog import sagemaker_instance
+from endpointkit.adapters.sagemaker import hosting_instance_types
+from endpointkit.catalog import azure_accelerated_sizes, sagemaker_instance
 from endpointkit.pricing import cost_limit_violation, estimate_cost, format_usd, price_table
 from endpointkit.spec import Spec, spec_from_dict
 
@@ -113,17 +114,81 @@ def test_local_is_a_known_zero() -> None:
     assert estimate.unknown == ()
 
 
-def test_aks_charges_the_node_pool_to_the_endpoint_not_each_variant() -> None:
-    spec = aks_spec(location="eastus", node_pool={"vm_size": "Standard_NC4as_T4_v3", "count": 2})
+def aks_variants_spec(variants: list[dict[str, Any]], **node_pool: Any) -> Spec:
+    section = {
+        "kind": "aks",
+        "subscription_id": "sub",
+        "resource_group": "rg",
+        "cluster": "gpu",
+        "location": "eastus",
+        "node_pool": node_pool,
+    }
+    return spec_from_dict(
+        {
+            "name": "demo",
+            "model": {"repository": "as://models/demo"},
+            "variants": variants,
+            "targets": {"azure": section},
+        }
+    )
+
+
+def test_aks_shows_each_variants_nodes_and_totals_the_pool_once() -> None:
+    spec = aks_variants_spec(
+        [
+            {"name": "a", "accelerator": "gpu", "instance_count": 3},
+            {"name": "b", "accelerator": "gpu", "instance_count": 2, "gpus": 2},
+        ],
+        vm_size="Standard_NC64as_T4_v3",
+        count=2,
+    )
     estimate = estimate_cost(spec.deployment())
-    assert [(item.subject, item.count) for item in estimate.items] == [("node pool gpu", 2)]
-    assert estimate.total == pytest.approx(2 * 0.526)
+    lines = [(item.subject, item.count, item.in_total) for item in estimate.items]
+    # a: ceil(3 x 1 / 4) = 1 node; b: ceil(2 x 2 / 4) = 1 node; the pool's 2 nodes are what is billed
+    assert lines == [("variant a", 1, False), ("variant b", 1, False), ("node pool gpu", 2, True)]
+    assert [item.hourly_cost for item in estimate.items] == [
+        pytest.approx(4.352),
+        pytest.approx(4.352),
+        pytest.approx(8.704),
+    ]
+    assert estimate.total == pytest.approx(2 * 4.352)
+    text = "\n".join(estimate.lines())
+    assert "not added to the total" in text and "runs a, b" in text
+    assert [item["in_total"] for item in estimate.to_dict()["items"]] == [False, False, True]
+
+
+def test_aks_variant_needing_more_nodes_rounds_up() -> None:
+    spec = aks_variants_spec(
+        [{"name": "a", "accelerator": "gpu", "instance_count": 3}], vm_size="Standard_NC4as_T4_v3", count=3
+    )
+    variant = estimate_cost(spec.deployment()).items[0]
+    assert (variant.count, variant.hourly_cost) == (3, pytest.approx(3 * 0.526))
+
+
+def test_aks_cpu_variant_is_an_upper_bound_of_the_pools_nodes() -> None:
+    spec = aks_variants_spec([{"name": "a", "instance_count": 5}], vm_size="Standard_D4s_v5", count=2)
+    variant, pool = estimate_cost(spec.deployment()).items
+    assert (variant.count, variant.in_total) == (2, False)
+    assert "at most" in variant.note
+    assert estimate_cost(spec.deployment()).total == pytest.approx(pool.hourly_cost)
+
+
+def test_aks_fpga_pool_without_a_confirmed_price_is_unknown() -> None:
+    spec = aks_variants_spec(
+        [{"name": "a", "accelerator": "fpga", "instance_count": 2}], vm_size="Standard_NP20s", count=1
+    )
+    estimate = estimate_cost(spec.deployment())
+    variant, pool = estimate.items
+    assert variant.count == 1  # 2 replicas x 1 card, 2 cards per NP20s
+    assert pool.unit_price is None and "unpriced" in pool.note
+    assert estimate.total is None
+    assert [item.subject for item in estimate.unknown] == ["node pool gpu"]
 
 
 def test_aks_adds_the_system_pool_when_endpointkit_creates_the_cluster() -> None:
     spec = aks_spec(location="East US", create_cluster=True)
     subjects = [item.subject for item in estimate_cost(spec.deployment()).items]
-    assert subjects == ["node pool gpu", "node pool system"]
+    assert subjects == ["variant a", "variant b", "node pool gpu", "node pool system"]
 
 
 def test_aks_without_a_location_is_unknown() -> None:
@@ -166,3 +231,41 @@ def test_format_usd() -> None:
     assert format_usd(None) == "unknown"
     assert format_usd(0.0) == "$0/h"
     assert format_usd(37.688) == "$37.688/h"
+
+
+def test_every_accelerated_catalog_type_is_priced_or_listed_as_unpriced() -> None:
+    sagemaker, aks = price_table("sagemaker"), price_table("aks")
+    assert sagemaker is not None and aks is not None
+    accelerated = [
+        name
+        for name in hosting_instance_types()
+        if (info := sagemaker_instance(name)) is not None and info.accelerator != "cpu"
+    ]
+    missing = [
+        name for name in accelerated if name not in sagemaker.prices and name not in sagemaker.unpriced
+    ]
+    missing += [
+        info.name
+        for info in azure_accelerated_sizes()
+        if info.name not in aks.prices and info.name not in aks.unpriced
+    ]
+    assert missing == []
+
+
+def test_unpriced_lists_name_catalog_types_without_a_price_and_say_why() -> None:
+    for kind, known in (
+        ("sagemaker", {name.lower() for name in hosting_instance_types()}),
+        ("aks", {info.name for info in azure_accelerated_sizes()}),
+    ):
+        table = price_table(kind)
+        assert table is not None
+        assert table.unpriced and table.unpriced_note
+        assert table.unpriced <= known
+        assert not table.unpriced & set(table.prices)
+
+
+def test_an_unpriced_type_says_so_in_the_estimate() -> None:
+    item = estimate_cost(sagemaker_spec("ml.p5en.48xlarge").deployment()).items[0]
+    assert item.unit_price is None and "unpriced" in item.note
+    other = estimate_cost(sagemaker_spec("ml.m5.12xlarge").deployment()).items[0]
+    assert other.note == "not in the price table"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 
 import endpointkit as ek
 from endpointkit import adapters
+from endpointkit._wait import Progress, ProgressEvent
 from endpointkit.adapters.base import EXPIRES_AT_TAG, Adapter, ReapableAdapter, Resource
 from endpointkit.adapters.memory import MemoryAdapter, MemoryCloud
 from endpointkit.cli import main
@@ -231,3 +234,58 @@ def test_cli_reap_help_explains_how_to_name_a_target(capsys: pytest.CaptureFixtu
 
 def test_adapter_protocol_is_unchanged_for_non_reapable_adapters() -> None:
     assert isinstance(MemoryAdapter(), Adapter)
+
+
+class ReportingCloudAdapter(SharedCloudAdapter):
+    """Reports a few polls of a deletion in progress, as the cloud adapters' waits do."""
+
+    def destroy_by_state(self, state: ek.EndpointState, *, progress: Progress | None = None) -> None:
+        for elapsed in (0.0, 1.0, 2.0):
+            if progress is not None:
+                progress(ProgressEvent(f"endpoint {state.name}", "Deleting", elapsed, 60.0))
+        super().destroy_by_state(state, progress=progress)
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def two_expired(monkeypatch: pytest.MonkeyPatch) -> MemoryCloud:
+    shared = MemoryCloud()
+    monkeypatch.setattr(SharedCloudAdapter, "cloud_for_cli", shared)
+    monkeypatch.setitem(
+        adapters._REGISTRY, "reaptest", adapters.AdapterEntry("tests.test_reap:ReportingCloudAdapter", None)
+    )
+    adapter = MemoryAdapter(cloud=shared)
+    deploy(adapter, "first", expires=datetime.now(timezone.utc) - timedelta(hours=2))
+    deploy(adapter, "second", expires=datetime.now(timezone.utc) - timedelta(hours=1))
+    return shared
+
+
+def test_cli_reap_on_a_terminal_keeps_a_line_per_endpoint(
+    two_expired: MemoryCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["reap", "--target", "reaptest"]) == 0
+    last_frame = terminal.getvalue().rsplit("\033[2A", 1)[1]
+    assert [line.split() for line in last_frame.replace("\r\033[K", "").splitlines()] == [
+        ["first", "destroyed"],
+        ["second", "destroyed"],
+    ]
+
+
+def test_cli_reap_without_a_terminal_writes_a_line_per_change(
+    two_expired: MemoryCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["reap", "--target", "reaptest"]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        "first: destroying",
+        "first: endpoint first: Deleting (0s / 60s)",
+        "first: destroyed",
+        "second: destroying",
+        "second: endpoint second: Deleting (0s / 60s)",
+        "second: destroyed",
+    ]

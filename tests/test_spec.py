@@ -199,3 +199,32 @@ def test_status_and_destroy_can_load_a_spec_whose_repository_is_gone(tmp_path: P
     path = write(tmp_path, "name: demo\nmodel: {repository: ./gone}\nvariants: [{name: a}]\n")
     spec = load_spec(path, check_repository=False)
     assert spec.deployment().repository.endswith("gone")
+
+
+def _sagemaker(variant: dict[str, object]) -> dict[str, object]:
+    target = {"kind": "sagemaker", "region": "us-east-1", "role_arn": ROLE, "bucket": "models"}
+    return minimal(variants=[{"name": "a", **variant}], targets={"aws": target})
+
+
+@pytest.mark.parametrize("instance_type", ["ml.p5en.48xlarge", "ml.p6-b200.48xlarge", "ml.g7e.2xlarge"])
+def test_gpu_variant_on_a_current_gpu_family_loads(instance_type: str) -> None:
+    spec = spec_from_dict(_sagemaker({"accelerator": "gpu", "instance_type": instance_type}))
+    assert spec.deployment().variants[0].instance_type == instance_type
+
+
+def test_trainium_is_a_neuron_type_not_a_gpu_or_a_cpu() -> None:
+    spec_from_dict(_sagemaker({"accelerator": "inferentia", "instance_type": "ml.trn1.2xlarge"}))
+    with pytest.raises(SpecError, match="ml.trn1.2xlarge has inferentia") as caught:
+        spec_from_dict(_sagemaker({"accelerator": "gpu", "instance_type": "ml.trn1.2xlarge"}))
+    assert caught.value.field == "variants[0].accelerator"
+
+
+def test_sagemaker_fpga_variant_without_instance_type_loads_for_the_capability_check() -> None:
+    spec = spec_from_dict(_sagemaker({"accelerator": "fpga"}))
+    assert spec.deployment().variants[0].instance_type is None
+
+
+def test_sagemaker_gpu_variant_without_instance_type_is_refused_at_load() -> None:
+    with pytest.raises(SpecError, match="instance_type is required") as caught:
+        spec_from_dict(_sagemaker({"accelerator": "gpu"}))
+    assert caught.value.field == "variants[0].instance_type"

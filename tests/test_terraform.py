@@ -197,3 +197,43 @@ def test_the_example_module_uses_the_documented_pattern() -> None:
     ):
         assert construct in main_tf, construct
     assert (REPOSITORY_ROOT / "examples" / "terraform" / "README.md").is_file()
+
+
+def test_third_party_logs_and_warnings_never_reach_stderr(
+    module_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An SDK that logs (as azure.identity does when DefaultAzureCredential finds nothing) leaves one line."""
+    import io
+    import logging
+    import warnings
+
+    from endpointkit import _api
+    from endpointkit.errors import AuthError
+    from endpointkit.terraform import run_external
+
+    def noisy_status(*args: object, **kwargs: object) -> None:
+        logger = logging.getLogger("azure.identity._credentials.chained")
+        logger.warning("DefaultAzureCredential failed to retrieve a token.\nAttempted credentials:\n\t...")
+        logging.getLogger("urllib3.connectionpool").error("Retrying after connection broken")
+        warnings.warn("a deprecation inside an SDK", DeprecationWarning, stacklevel=1)
+        print("an SDK printing on stderr", file=sys.stderr)
+        raise AuthError("no Azure credential found", provider="aks", operation="read")
+
+    # Outside pytest an unconfigured logger reaches stderr through logging.lastResort; pytest's own root handlers
+    # would hide that, so one SDK logger skips them (propagate off, no handler) and another has a stream handler.
+    monkeypatch.setattr(logging.getLogger("azure.identity"), "propagate", False)
+    handler = logging.StreamHandler(sys.stderr)
+    logging.getLogger("urllib3").addHandler(handler)
+    monkeypatch.setattr(_api, "status", noisy_status)
+    monkeypatch.chdir(module_dir)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    try:
+        code = run_external(
+            io.StringIO(json.dumps({"spec": "endpoint.yaml", "target": "here"})), stdout, stderr
+        )
+    finally:
+        logging.getLogger("urllib3").removeHandler(handler)
+    assert code == 1
+    assert stderr.getvalue() == "endpointkit terraform: no Azure credential found\n"
+    assert capsys.readouterr().err == ""  # nothing on the process's own stderr either
+    assert logging.getLogger("azure.identity").isEnabledFor(logging.WARNING)  # logging is back afterwards

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from endpointkit._wait import Progress
+from endpointkit.errors import EndpointKitError
 from endpointkit.spec import Deployment
 
 __all__ = [
@@ -160,6 +161,9 @@ class ObservedState:
     existing: frozenset[tuple[ResourceKind, str]] = frozenset()
     #: set when the endpoint cannot be changed in place (an immutable field differs): plan shows a replace
     replace_reason: str | None = None
+    #: set when the spec cannot be applied over what exists (e.g. a node pool that cannot be replaced): plan and
+    #: apply raise it; destroy, which needs no more than what exists, goes on
+    refusal: EndpointKitError | None = None
 
     @property
     def exists(self) -> bool:

@@ -77,9 +77,11 @@ def _interrupts_as_errors() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     parser = _build_parser()
-    as_json = False
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    # Known before parsing, so that a usage error of a --json run still prints its JSON error document.
+    as_json = _asks_for_json(arguments)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(arguments)
         as_json = bool(getattr(args, "json", False))
         with _interrupts_as_errors():
             return _COMMANDS[args.command](args)
@@ -91,3 +93,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("endpointkit: interrupted\n")
         return EXIT_INTERRUPTED
+
+
+def _asks_for_json(arguments: Sequence[str]) -> bool:
+    """Whether the command line has the ``--json`` option.
+
+    argparse never takes an argument that starts with ``-`` as another option's value, so ``--json``
+    anywhere before ``--`` is the option, whatever error the parse then finds.
+    """
+    for argument in arguments:
+        if argument == "--":
+            return False
+        if argument == "--json":
+            return True
+    return False

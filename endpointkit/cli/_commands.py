@@ -30,14 +30,50 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     targets = [args.target] if args.target else list(spec.targets)
-    for target in targets:
-        spec.deployment(target)
+    checks = {target: _target_checks(spec.deployment(target)) for target in targets}
+    skipped = {target: note for target, note in checks.items() if note is not None}
+    human = f"{args.spec}: valid ({', '.join(targets)})"
+    for target, note in skipped.items():
+        human += f"\n  {target}: {note}"
     _emit(
         args,
-        {"valid": True, "name": spec.name, "targets": targets},
-        f"{args.spec}: valid ({', '.join(targets)})",
+        {
+            "valid": True,
+            "name": spec.name,
+            "targets": targets,
+            "checks": {target: "skipped" if note else "ok" for target, note in checks.items()},
+            "skipped": skipped,
+        },
+        human,
     )
     return EXIT_OK
+
+
+def _target_checks(deployment: Deployment) -> str | None:
+    """Run what the target's adapter checks before any cloud call; a note when its extra is not installed.
+
+    The adapter's capability check and ``desired()`` (documented as making no cloud call) catch what only that
+    cloud refuses, such as a SageMaker instance type botocore does not know.
+
+    Raises:
+        SpecError, UnsupportedCapabilityError: the target would refuse the spec.
+    """
+    from endpointkit.adapters import create_adapter
+    from endpointkit.errors import MissingDependencyError
+    from endpointkit.provisioners import check_capabilities
+
+    try:
+        adapter = create_adapter(deployment)
+    except MissingDependencyError as missing:
+        return f"{deployment.kind} checks skipped: {missing}"
+    try:
+        check_capabilities(deployment, adapter)
+        adapter.desired(deployment)
+    except MissingDependencyError as missing:
+        return f"{deployment.kind} checks skipped: {missing}"
+    finally:
+        adapter.close()
+    return None
 
 
 def _one_plan(deployment: Deployment, args: argparse.Namespace, progress: Progress | None) -> _Outcome:

@@ -42,7 +42,8 @@ def _exit_code(error: BaseException) -> int:
 
 
 def _error_document(error: BaseException) -> dict[str, Any]:
-    document: dict[str, Any] = {"error": type(error).__name__, "message": str(error)}
+    # the private usage error class is "UsageError" to scripts
+    document: dict[str, Any] = {"error": type(error).__name__.lstrip("_"), "message": str(error)}
     for attribute in (
         "field",
         "line",

@@ -59,12 +59,16 @@ class _FleetItem:
 
 def _run_fleet(args: argparse.Namespace, one: _OneEndpoint) -> int:
     started = time.monotonic()
-    paths = fleet.find_specs(args.spec)
-    labels = [str(path) for path in paths]
+    entries = fleet.discover_specs(args.spec)
+    labels = [str(entry.path) for entry in entries]
     failures: dict[int, BaseException] = {}
     items: list[tuple[int, _FleetItem]] = []
     claimed: dict[tuple[str, ...], str] = {}
-    for index, path in enumerate(paths):
+    for index, entry in enumerate(entries):
+        path = entry.path
+        if entry.error is not None:  # a folder without specs: reported with the others, the rest still run
+            failures[index] = entry.error
+            continue
         try:
             deployment = _api.resolve(path, args.target, check_repository=_needs_repository(args))
         except EndpointKitError as resolve_error:
@@ -136,11 +140,36 @@ def _endpoint_key(deployment: Deployment) -> tuple[str, ...]:
     return (deployment.kind, deployment.name, *where)
 
 
-def _fleet_total(outcomes: dict[int, tuple[_FleetItem, _Outcome]]) -> float | None:
+@dataclass(frozen=True)
+class _FleetCost:
+    """A fleet plan's hourly cost: ``total`` only when every spec planned and has a known price."""
+
+    total: float | None
+    known_part: float  # the sum of the prices that are known: a lower bound when total is None
+    failed: int
+    unpriced: int
+
+    def text(self) -> str:
+        from endpointkit.pricing import format_usd
+
+        if self.total is not None:
+            return f"estimated total {format_usd(self.total)}"
+        why = []
+        if self.failed:
+            why.append(f"{self.failed} spec{'s' if self.failed != 1 else ''} failed")
+        if self.unpriced:
+            why.append(f"{self.unpriced} with an unknown price")
+        at_least = f"at least {format_usd(self.known_part)}, " if self.known_part > 0 else ""
+        return f"estimated total unknown ({at_least}{', '.join(why)})"
+
+
+def _fleet_cost(outcomes: dict[int, tuple[_FleetItem, _Outcome]], failed: int) -> _FleetCost:
+    # A failed spec would have cost something too: a sum without it would read as the fleet's price.
     costs = [outcome.hourly_cost for _, outcome in outcomes.values()]
-    if not costs or any(cost is None for cost in costs):
-        return None
-    return round(sum(cost for cost in costs if cost is not None), 6)
+    known = round(sum(cost for cost in costs if cost is not None), 6)
+    unpriced = sum(1 for cost in costs if cost is None)
+    total = known if costs and not failed and not unpriced else None
+    return _FleetCost(total, known, failed, unpriced)
 
 
 def _fleet_document(
@@ -169,7 +198,12 @@ def _fleet_document(
         "parallel": args.parallel,
     }
     if args.command == "plan":
-        summary["hourly_cost"] = _fleet_total(outcomes)
+        cost = _fleet_cost(outcomes, len(failures))
+        summary["hourly_cost"] = cost.total
+        if cost.total is None:
+            # the known part, named so that nobody takes it for the total
+            summary["hourly_cost_at_least"] = cost.known_part
+            summary["hourly_cost_unknown_because"] = {"failed": cost.failed, "unknown_price": cost.unpriced}
     return {
         "command": args.command,
         "results": [
@@ -190,8 +224,6 @@ def _fleet_text(
     exit_code: int,
     elapsed: float,
 ) -> str:
-    from endpointkit.pricing import format_usd
-
     sections = [
         outcome.fleet_human + "\n"
         for _, (_, outcome) in sorted(outcomes.items())
@@ -212,7 +244,7 @@ def _fleet_text(
     sections.append(fleet.render_table(headers, rows))
     summary = f"{len(labels)} specs: {len(outcomes)} ok, {len(failures)} failed in {elapsed:.1f}s"
     if args.command == "plan":
-        summary += f"; estimated total {format_usd(_fleet_total(outcomes))}"
+        summary += f"; {_fleet_cost(outcomes, len(failures)).text()}"
     if failures:
         summary += f" (exit {exit_code})"
     sections.append(summary)

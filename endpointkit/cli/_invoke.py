@@ -1,4 +1,11 @@
-"""The invoke command: read the input files, send one request, print or save the outputs."""
+"""The invoke command: read the input files, send one request, print or save the outputs.
+
+Batching models (``max_batch_size > 0`` in their config.pbtxt) take a leading batch dimension that the
+config's ``dims`` leave out. An input read from a file whose rank equals the declared ``dims`` gets a batch
+dimension of 1, so ``--input IMAGE=sample.jpg`` (raw bytes, shape ``[N]``) reaches an ensemble declared
+``dims: [-1]`` as ``[1, N]``. The config is read from the spec's local model repository (the one apply
+deploys); for a repository already in cloud storage, ``--batch`` adds the dimension to every input.
+"""
 
 from __future__ import annotations
 
@@ -13,20 +20,37 @@ import orjson
 
 from endpointkit.cli._errors import EXIT_OK, _UsageError
 from endpointkit.cli._output import _emit
-from endpointkit.errors import PayloadError
+from endpointkit.errors import EndpointKitError, PayloadError
+from endpointkit.payloads import InferResponse, RequestedOutput, Tensor, parse_classification
+from endpointkit.spec import Deployment
+
+# A tensor of up to _SHOWN_ELEMENTS values is shown whole; a bigger one by a preview of its first and last values.
+_SHOWN_ELEMENTS = 24
+_PREVIEW_HEAD, _PREVIEW_TAIL = 8, 2
+_SHOWN_BYTES = 48
 
 
 def _cmd_invoke(args: argparse.Namespace) -> int:
+    from endpointkit import _api
     from endpointkit.invoke import invoke_endpoint
 
     if not args.input:
         raise _UsageError("invoke needs at least one --input NAME=FILE")
     inputs = dict(_read_input(item) for item in args.input)
+    deployment = _api.resolve(args.spec, args.target)
+    model = _model_info(deployment, args.model)
+    inputs = {name: _batched(name, value, model, force=args.batch) for name, value in inputs.items()}
+    classified = _classified_outputs(args, model)
+    outputs: list[str | RequestedOutput] | None = None
+    if classified:
+        outputs = [RequestedOutput(name, class_count=args.classes) for name in classified]
+    elif args.output:
+        outputs = list(args.output)
     response = invoke_endpoint(
-        args.spec,
+        deployment.spec,
         inputs,
-        target=args.target,
-        outputs=args.output or None,
+        target=deployment.target_name,
+        outputs=outputs,
         binary=args.binary,
         model=args.model,
         timeout=args.timeout,
@@ -40,16 +64,14 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
             written[name] = str(path)
         _emit(args, {"outputs": written}, "\n".join(f"{name}: {path}" for name, path in written.items()))
         return EXIT_OK
-    document = {
-        "model_name": response.model_name,
-        "model_version": response.model_version,
-        "id": response.id,
-        "outputs": {name: _output_document(array) for name, array in response.outputs.items()},
-    }
-    sys.stdout.write(
-        orjson.dumps(document, option=orjson.OPT_INDENT_2 if not args.json else 0).decode() + "\n"
-    )
+    if args.json:
+        sys.stdout.write(orjson.dumps(_response_document(response, classified)).decode() + "\n")
+    else:
+        sys.stdout.write(_describe_response(response, classified) + "\n")
     return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------ inputs
 
 
 def _read_input(item: str) -> tuple[str, Any]:
@@ -69,8 +91,6 @@ def _read_input(item: str) -> tuple[str, Any]:
 
 
 def _json_input(name: str, path: Path, raw: bytes) -> Any:
-    from endpointkit.payloads import Tensor
-
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -80,17 +100,86 @@ def _json_input(name: str, path: Path, raw: bytes) -> Any:
             raise PayloadError(f"--input {name}: {path} is an object without 'data'", field=name)
         array = np.asarray(value["data"])
         if "shape" in value:
-            array = array.reshape(value["shape"])
+            try:
+                array = array.reshape(value["shape"])
+            except (TypeError, ValueError) as exc:
+                raise PayloadError(f"--input {name}: {path}: {exc}", field=name) from None
         return Tensor(name, array, datatype=value.get("datatype"))
     return np.asarray(value)
 
 
-def _output_document(array: np.ndarray[Any, Any]) -> dict[str, Any]:
+def _model_info(deployment: Deployment, explicit: str | None) -> Any:
+    """The ``ModelInfo`` of the model the request goes to, from the spec's local repository; None if unknown."""
+    from endpointkit.modelrepo import is_remote_repository, load_repository
+
+    if is_remote_repository(deployment.repository):
+        return None
+    try:
+        repository = load_repository(deployment.repository)
+        name = explicit or repository.default_model(deployment.spec.model.default_model)
+    except EndpointKitError:  # the request still goes out; the server has the last word on the model
+        return None
+    return repository.models.get(name)
+
+
+def _batched(name: str, value: Any, model: Any, *, force: bool) -> Any:
+    """``value`` with a leading batch dimension of 1 when the model batches and the file left it out."""
+    array = np.asarray(value.data) if isinstance(value, Tensor) else value
+    if not (force or _batch_missing(name, array, model)):
+        return value
+    if isinstance(value, Tensor):
+        return Tensor(value.name, array[np.newaxis, ...], datatype=value.datatype)
+    return array[np.newaxis, ...]
+
+
+def _batch_missing(name: str, array: np.ndarray[Any, Any], model: Any) -> bool:
+    if model is None or model.max_batch_size <= 0:
+        return False
+    declared = {tensor.name: tensor.dims for tensor in model.inputs}
+    return name in declared and array.ndim == len(declared[name])
+
+
+def _classified_outputs(args: argparse.Namespace, model: Any) -> list[str]:
+    """The outputs to ask Triton's classification extension for (``--classes N``), or none."""
+    if args.classes is None:
+        return []
+    if args.output:
+        return list(args.output)
+    if model is not None and model.outputs:
+        return [tensor.name for tensor in model.outputs]
+    raise _UsageError("--classes needs the outputs to classify: name them with --output NAME")
+
+
+# ------------------------------------------------------------------------------------------------ outputs
+
+
+def _response_document(response: InferResponse, classified: list[str]) -> dict[str, Any]:
+    outputs = {}
+    for name, array in response.outputs.items():
+        document = _output_document(array, response.datatypes.get(name))
+        if name in classified:
+            document["classes"] = [
+                {"value": item.value, "index": item.index, "label": item.label}
+                for item in parse_classification(array).reshape(-1)
+            ]
+        outputs[name] = document
+    return {
+        "model_name": response.model_name,
+        "model_version": response.model_version,
+        "id": response.id,
+        "outputs": outputs,
+    }
+
+
+def _output_document(array: np.ndarray[Any, Any], datatype: str | None = None) -> dict[str, Any]:
     if array.dtype == object:
         data = [_text(item) for item in array.reshape(-1)]
     else:
         data = array.reshape(-1).tolist()
-    return {"shape": list(array.shape), "dtype": str(array.dtype), "data": data}
+    document = {"shape": list(array.shape), "dtype": str(array.dtype), "data": data}
+    if datatype:
+        document["datatype"] = datatype
+    return document
 
 
 def _text(item: Any) -> Any:
@@ -100,3 +189,72 @@ def _text(item: Any) -> Any:
         except UnicodeDecodeError:
             return {"base64": base64.b64encode(item).decode()}
     return item
+
+
+def _describe_response(response: InferResponse, classified: list[str]) -> str:
+    """Each output as ``NAME: DATATYPE [shape]`` and its values; classifications as ranked labels."""
+    version = f" version {response.model_version}" if response.model_version else ""
+    lines = [f"{response.model_name or 'model'}{version}: {len(response.outputs)} output(s)"]
+    for name, array in response.outputs.items():
+        datatype = response.datatypes.get(name) or str(array.dtype)
+        shape = "[" + ", ".join(str(size) for size in array.shape) + "]"
+        if name in classified:
+            lines.append(f"{name}: {datatype} {shape}, top {array.shape[-1] if array.ndim else 1} classes")
+            lines.extend(_describe_classes(array))
+            continue
+        lines.append(f"{name}: {datatype} {shape}")
+        lines.extend("  " + line for line in _describe_values(array).splitlines())
+    return "\n".join(lines)
+
+
+def _describe_classes(array: np.ndarray[Any, Any]) -> list[str]:
+    parsed = parse_classification(array)
+    rows = parsed.reshape(-1, parsed.shape[-1]) if parsed.ndim else parsed.reshape(1, 1)
+    lines = []
+    for item_index, row in enumerate(rows):
+        indent = "  "
+        if len(rows) > 1:
+            lines.append(f"  batch item {item_index}:")
+            indent = "    "
+        width = max(len(entry.label or f"class {entry.index}") for entry in row)
+        for rank, entry in enumerate(row, start=1):
+            label = entry.label or f"class {entry.index}"
+            index = f"  (class {entry.index})" if entry.label else ""
+            lines.append(f"{indent}{rank}. {label:<{width}}  {entry.value:.4f}{index}")
+    return lines
+
+
+def _describe_values(array: np.ndarray[Any, Any]) -> str:
+    """All values of a small tensor; of a big one, its statistics and its first and last values, flattened."""
+    if array.dtype == object:
+        shown = np.empty(array.shape, dtype=object)
+        flat = shown.reshape(-1)
+        for position, item in enumerate(array.reshape(-1)):
+            flat[position] = _short_text(item)
+        if shown.size <= _SHOWN_ELEMENTS:
+            return np.array2string(shown, formatter={"all": str}, max_line_width=100)
+        head = " ".join(flat[:_PREVIEW_HEAD])
+        tail = " ".join(flat[-_PREVIEW_TAIL:])
+        return f"{array.size} values\n[{head} ... {tail}] (flattened)"
+    with np.printoptions(precision=4, suppress=True, linewidth=100):
+        if array.size <= _SHOWN_ELEMENTS:
+            return np.array2string(array)
+        flat_values = array.reshape(-1)
+        head = np.array2string(flat_values[:_PREVIEW_HEAD])[1:-1]
+        tail = np.array2string(flat_values[-_PREVIEW_TAIL:])[1:-1]
+    preview = f"[{head} ... {tail}] (flattened)"
+    if array.dtype == bool:
+        return f"{array.size} values, {int(array.sum())} true\n{preview}"
+    return f"{array.size} values: min {array.min():.4g}, max {array.max():.4g}, mean {array.mean():.4g}\n{preview}"
+
+
+def _short_text(item: Any) -> str:
+    if not isinstance(item, bytes):
+        return repr(item)
+    try:
+        text = item.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"<{len(item)} bytes>"
+    if len(text) > _SHOWN_BYTES:
+        text = text[:_SHOWN_BYTES] + "…"
+    return repr(text)

@@ -43,7 +43,7 @@ examples/terraform/.
 """
 
 
-def _parallel(text: str) -> int:
+def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -82,7 +82,7 @@ def _build_parser() -> argparse.ArgumentParser:
             )
             command.add_argument(
                 "--parallel",
-                type=_parallel,
+                type=_positive_int,
                 default=fleet.DEFAULT_PARALLEL,
                 metavar="N",
                 help=f"fleets: how many specs at a time (default {fleet.DEFAULT_PARALLEL})",
@@ -93,7 +93,11 @@ def _build_parser() -> argparse.ArgumentParser:
         command.add_argument("--json", action="store_true", help="print one JSON document on stdout")
         return command
 
-    with_spec("validate", "Check a spec (and its model repository) without touching any target.")
+    with_spec(
+        "validate",
+        "Check a spec, its model repository, and what each target's adapter refuses before any cloud call "
+        "(a SageMaker instance type, a capability the target lacks); touches no target.",
+    )
     plan = with_spec(
         "plan", "Show what apply would change and its estimated hourly cost. Read-only.", fleet_capable=True
     )
@@ -129,6 +133,20 @@ def _build_parser() -> argparse.ArgumentParser:
         "--output", action="append", default=[], metavar="NAME", help="request only these outputs"
     )
     invoke.add_argument("--model", help="the Triton model to call (default: the repository's default model)")
+    invoke.add_argument(
+        "--classes",
+        type=_positive_int,
+        metavar="N",
+        help="ask Triton's classification extension for the top N classes of each output (or of the --output "
+        "ones) and print them as ranked labels",
+    )
+    invoke.add_argument(
+        "--batch",
+        action="store_true",
+        help="add a leading batch dimension of 1 to every input. Without it one is added where the model's "
+        "config.pbtxt (in the spec's local repository) batches and the input has the declared rank; use --batch "
+        "when the repository is already in cloud storage",
+    )
     payload = invoke.add_mutually_exclusive_group()
     payload.add_argument("--binary", dest="binary", action="store_const", const=True, help="send binary+json")
     payload.add_argument("--json-payload", dest="binary", action="store_const", const=False, help="send JSON")

@@ -6,19 +6,23 @@ import argparse
 import os
 import sys
 
-from endpointkit.adapters.base import EndpointState
-from endpointkit.cli._errors import EXIT_OK, _exit_code, _UsageError
-from endpointkit.cli._output import _emit, _ProgressLine
+from endpointkit._wait import Progress, ProgressEvent
+from endpointkit.adapters.base import EndpointState, ReapableAdapter
+from endpointkit.cli._errors import EXIT_OK, _exit_code, _one_line, _UsageError
+from endpointkit.cli._output import _emit
+from endpointkit.fleet import FleetBoard
 from endpointkit.provisioners.reap import reap
 
 
 def _cmd_reap(args: argparse.Namespace) -> int:
     adapter = _reap_adapter(args)
-    progress = _ProgressLine(sys.stderr)
+    board = FleetBoard([], sys.stderr)
     try:
-        report = reap(adapter, dry_run=args.dry_run, progress=progress)
+        # A line per endpoint: on a terminal the second deletion must not overwrite the first one's line.
+        shown = _EndpointLines(adapter, board) if isinstance(adapter, ReapableAdapter) else adapter
+        report = reap(shown, dry_run=args.dry_run)
     finally:
-        progress.finish()
+        board.finish()
         close = getattr(adapter, "close", None)
         if callable(close):
             close()
@@ -26,6 +30,35 @@ def _cmd_reap(args: argparse.Namespace) -> int:
     for outcome in report.failed:
         sys.stderr.write(f"endpointkit: error: could not destroy {outcome.state.name}: {outcome.error}\n")
     return max((_exit_code(o.error) for o in report.failed if o.error is not None), default=EXIT_OK)
+
+
+class _EndpointLines:
+    """A reapable adapter seen through a board: each endpoint it destroys gets its own status line."""
+
+    def __init__(self, adapter: ReapableAdapter, board: FleetBoard) -> None:
+        self._adapter = adapter
+        self._board = board
+        # reap() names the target in its report from these
+        self.kind = str(getattr(adapter, "kind", type(adapter).__name__))
+        self.target_name = str(getattr(adapter, "target_name", self.kind))
+
+    def list_endpoints(self) -> list[EndpointState]:
+        return self._adapter.list_endpoints()
+
+    def destroy_by_state(self, state: EndpointState, *, progress: Progress | None = None) -> None:
+        index = self._board.add(state.name, "destroying")
+
+        def show(event: ProgressEvent) -> None:
+            self._board.progress(index, event)
+            if progress is not None:
+                progress(event)
+
+        try:
+            self._adapter.destroy_by_state(state, progress=show)
+        except Exception as error:
+            self._board.update(index, f"failed: {_one_line(error)}")
+            raise
+        self._board.update(index, "destroyed")
 
 
 _KINDS_NEEDING_A_SPEC = {"aks": "its subscription, resource group and cluster"}

@@ -21,6 +21,8 @@ def make_plan(deployment: Deployment, adapter: Adapter) -> Plan:
     check_capabilities(deployment, adapter)
     desired = adapter.desired(deployment)
     observed = adapter.read(deployment, desired)
+    if observed.refusal is not None:
+        raise observed.refusal
     return Plan(
         endpoint=deployment.name,
         target=deployment.target_name,

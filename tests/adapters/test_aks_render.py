@@ -401,9 +401,11 @@ def test_operation_not_allowed_for_quota_is_a_quota_error() -> None:
     assert isinstance(mapped, ek.QuotaError) and mapped.details["quota"] == "regional vcpu"
 
 
-def test_cluster_autoscaler_scale_up_keeps_the_wait_going() -> None:
-    from endpointkit.adapters.aks.kube import _scale_up_pending
+def test_the_latest_cluster_autoscaler_event_is_its_verdict() -> None:
+    from endpointkit.adapters.aks.kube import _autoscaler_verdict
 
     triggered = [{"reason": "FailedScheduling"}, {"reason": "TriggeredScaleUp"}]
     refused = [*triggered, {"reason": "NotTriggerScaleUp"}]
-    assert _scale_up_pending(triggered) and not _scale_up_pending(refused) and not _scale_up_pending([])
+    assert (_autoscaler_verdict(triggered) or {}).get("reason") == "TriggeredScaleUp"
+    assert (_autoscaler_verdict(refused) or {}).get("reason") == "NotTriggerScaleUp"
+    assert _autoscaler_verdict([{"reason": "FailedScheduling"}]) is None

@@ -221,3 +221,48 @@ def test_importing_the_adapter_does_not_import_boto3() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False False"
+
+
+def test_fpga_without_an_instance_type_gets_the_capability_error_not_a_missing_field(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, variants=[{"name": "primary", "accelerator": "fpga"}])
+
+    with pytest.raises(ek.UnsupportedCapabilityError) as raised:
+        ek.plan(spec, adapter=adapter_for(spec))
+
+    reason = raised.value.missing["fpga"]
+    assert "variants[0].accelerator: fpga" in reason
+    assert "SageMaker hosting has no FPGA instances" in reason
+    assert "Inferentia" in reason and "AKS" in reason
+
+
+def test_an_inferentia_instance_type_warns_even_without_the_accelerator_field(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec = make_spec(tmp_path, variants=[{"name": "primary", "instance_type": "ml.inf2.xlarge"}])
+
+    with caplog.at_level(logging.WARNING, logger="endpointkit.sagemaker"):
+        adapter_for(spec).limitations(spec.deployment())
+
+    assert "Neuron" in caplog.text and "model.image" in caplog.text
+    assert "primary (ml.inf2.xlarge)" in caplog.text
+
+
+def test_a_custom_image_silences_the_neuron_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    spec = make_spec(
+        tmp_path,
+        model={"repository": str(tmp_path / "repo"), "image": "my/neuron-triton:1"},
+        variants=[{"name": "primary", "instance_type": "ml.trn1.2xlarge"}],
+    )
+
+    with caplog.at_level(logging.WARNING, logger="endpointkit.sagemaker"):
+        adapter_for(spec).limitations(spec.deployment())
+
+    assert "Neuron" not in caplog.text
+
+
+def test_a_new_gpu_family_gets_the_gpu_image_without_the_accelerator_field(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, variants=[{"name": "primary", "instance_type": "ml.p5en.48xlarge"}])
+
+    image = desired(spec).model.properties["image"]
+
+    assert image.endswith(":24.09-py3")

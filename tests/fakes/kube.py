@@ -18,6 +18,9 @@ The simulation, run on every request:
   those log lines as the previous container's output). Old pods go once the new ones are ready (rolling
   update), or first when the strategy has ``maxSurge: 0``.
 - A LoadBalancer Service gets :attr:`lb_ip` as its ingress after :attr:`lb_after_polls` reads.
+- With :attr:`autoscaler_after_polls` set, a cluster autoscaler looks at a pod that stayed unschedulable that
+  long and records its verdict as an event: TriggeredScaleUp after :attr:`scale_up` added a node to the pod's
+  pool (the fake ARM's pool grows), or NotTriggerScaleUp with the reason it cannot.
 """
 
 from __future__ import annotations
@@ -99,6 +102,11 @@ class FakeKube:
     lb_after_polls: int = 1
     plugin_after_polls: int = 1
     crash_logs: dict[str, list[str]] = field(default_factory=dict)
+    autoscaler_after_polls: int | None = None
+    #: asks for one more node in a pool: (TriggeredScaleUp, message) when added, (NotTriggerScaleUp, why) if not
+    scale_up: Callable[[str], tuple[str, str]] = field(
+        default=lambda pool: ("NotTriggerScaleUp", "pod didn't trigger scale-up: no node group")
+    )
     validate_versions: tuple[str, ...] = ("1.30.0",)
     objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str, str]] = field(default_factory=list)
@@ -400,6 +408,7 @@ class FakeKube:
                 "metadata": {
                     "name": pod_name,
                     "namespace": namespace,
+                    "uid": str(uuid.uuid4()),
                     "labels": {**template["metadata"]["labels"]},
                 },
                 "spec": copy.deepcopy(template["spec"]),
@@ -447,6 +456,7 @@ class FakeKube:
                 if status["conditions"] != [condition]:
                     status["conditions"] = [condition]
                     self._event(pod, "FailedScheduling", message)
+                self._autoscale(pod, tick)
                 return
             pod["spec"]["nodeName"] = node
             status["conditions"] = [{"type": "PodScheduled", "status": "True"}]
@@ -502,6 +512,18 @@ class FakeKube:
                 "state": {"running": {}},
             }
         ]
+
+    def _autoscale(self, pod: dict[str, Any], tick: bool) -> None:
+        """The cluster autoscaler's one look at an unschedulable pod, once it has waited long enough."""
+        if self.autoscaler_after_polls is None or pod.get("_verdict"):
+            return
+        if tick:
+            pod["_unschedulable"] = pod.get("_unschedulable", 0) + 1
+        if pod.get("_unschedulable", 0) < self.autoscaler_after_polls:
+            return
+        reason, message = self.scale_up(str(pod["spec"].get("nodeSelector", {}).get(AGENTPOOL, "")))
+        pod["_verdict"] = reason
+        self._event(pod, reason, message)
 
     def _schedule(self, pod: dict[str, Any], nodes: list[dict[str, Any]]) -> tuple[str | None, str]:
         limits = pod["spec"]["containers"][0].get("resources", {}).get("limits", {})
@@ -595,7 +617,7 @@ def _status(code: int, reason: str, message: str) -> tuple[int, Any, str]:
 
 
 def _public(obj: Any) -> Any:
-    """An object without the fake's bookkeeping fields (``_owner``, ``_template``, ``_age``)."""
+    """An object without the fake's bookkeeping fields (``_owner``, ``_template``, ``_age``, ``_verdict``…)."""
     if isinstance(obj, dict):
         return {k: _public(v) for k, v in obj.items() if not k.startswith("_")}
     if isinstance(obj, list):
@@ -716,7 +738,7 @@ class FakeAzure:
         self.lb_ip = "127." + ".".join(str(octet % 254 + 1) for octet in octets)
         self.tls = tls
         self.preinstalled: set[str] = set()
-        self.kube = FakeKube(tls, lb_ip=self.lb_ip, node_pools=self._node_pools)
+        self.kube = FakeKube(tls, lb_ip=self.lb_ip, node_pools=self._node_pools, scale_up=self._scale_up)
         self.arm = FakeArm(tls, kubeconfig=self.kube.kubeconfig, polls_to_finish=polls_to_finish)
         self.triton = FakeTriton(self.kube)
 
@@ -739,6 +761,25 @@ class FakeAzure:
                 )
             )
         return pools
+
+    def _scale_up(self, pool: str) -> tuple[str, str]:
+        """What AKS's cluster autoscaler does for a pod waiting on ``pool``: one more VM up to ``maxCount``."""
+        with self.arm.lock:
+            for (_, _, name), body in self.arm.pools.items():
+                properties = body["properties"]
+                if name != pool.lower():
+                    continue
+                if not properties.get("enableAutoScaling"):
+                    break
+                count, most = int(properties.get("count") or 0), int(properties.get("maxCount") or 0)
+                if count >= most:
+                    return "NotTriggerScaleUp", "pod didn't trigger scale-up: 1 max node group size reached"
+                properties["count"] = count + 1
+                return (
+                    "TriggeredScaleUp",
+                    f"pod triggered scale-up: [{{aks-{name}-1234-vmss {count}->{count + 1} (max: {most})}}]",
+                )
+        return "NotTriggerScaleUp", f"pod didn't trigger scale-up: node pool {pool} does not autoscale"
 
     def add_user_pool(
         self, resource_group: str, cluster: str, name: str, *, vm_size: str, count: int

@@ -16,9 +16,17 @@ from endpointkit.adapters.aks.arm import ArmClient, ClientFactory, ClusterInfo, 
 from endpointkit.adapters.aks.desired import EndpointPlan, plan_endpoint
 from endpointkit.adapters.aks.errors import PollPolicy, RetryPolicy
 from endpointkit.adapters.aks.infra import Infrastructure, pool_request_for
-from endpointkit.adapters.aks.kube import KubeClient, KubeFactory, Observation, observe
+from endpointkit.adapters.aks.kube import KubeClient, KubeFactory, Observation, ScaleUpGrace, observe
 from endpointkit.adapters.aks.reaping import list_managed, remove_endpoint
-from endpointkit.adapters.aks.rollout import Stamp, ensure_key, restore, stamper
+from endpointkit.adapters.aks.rollout import (
+    Stamp,
+    config_map,
+    ensure_key,
+    restamp,
+    restore,
+    runs_config,
+    stamper,
+)
 from endpointkit.adapters.aks.rules import check_spec, limitations
 from endpointkit.adapters.aks.state import cluster_state, endpoint_state
 from endpointkit.adapters.aks.storage import (
@@ -39,7 +47,7 @@ from endpointkit.adapters.base import (
     Resource,
     ResourceKind,
 )
-from endpointkit.errors import NotFoundError, ProviderError
+from endpointkit.errors import ConflictError, NotFoundError, ProviderError, UnsupportedCapabilityError
 from endpointkit.spec import AksTarget, Deployment, Timeouts
 
 __all__ = ["AksAdapter"]
@@ -55,7 +63,8 @@ class AksAdapter:
             first use).
         arm_client_factory: ``(credential, subscription_id, **options) -> ContainerServiceClient``.
         arm_options: azure-core options for ARM (``connection_verify``, ``polling_interval``, ``transport``…);
-            ``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE`` are honoured by azure-core's requests transport.
+            without ``connection_verify``, ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` (read by requests) or else
+            ``SSL_CERT_FILE`` name the CA bundle for ARM and Blob storage.
         kube_client_factory: ``(kubeconfig dict, temp dir) -> kubernetes ApiClient``.
         blob_container_factory: ``(account, key, container) -> ContainerClient`` for repository uploads.
         retry: bounds on retries of throttling, 5xx and connection errors.
@@ -63,6 +72,8 @@ class AksAdapter:
         invoke_timeout: default seconds for one inference request.
         polling: delays between polls of every wait (default: 5 s, doubling up to 15 s).
         api_key: the endpoint key, when known (saves reading its Secret before ``invoke``).
+        scale_up_grace: seconds a pod of an autoscaled pool may stay Unschedulable before the cluster
+            autoscaler's first verdict (TriggeredScaleUp / NotTriggerScaleUp); within the spec's timeouts.
 
     Traffic between variants: one LoadBalancer Service selects every variant's pods, so each variant receives
     its share of ready replicas; weights must be proportional to ``instance_count`` (checked in plan).
@@ -87,6 +98,7 @@ class AksAdapter:
         invoke_timeout: float = 60.0,
         api_key: str | None = None,
         log_lines: int = 20,
+        scale_up_grace: float = 90.0,
     ) -> None:
         self.target = target
         self.target_name = target_name
@@ -95,6 +107,7 @@ class AksAdapter:
         self._polling = polling or PollPolicy()
         self._request_timeout = request_timeout
         self._log_lines = log_lines
+        self._scale_up_grace = scale_up_grace
         self._kube_factory = kube_client_factory
         self._containers = blob_container_factory or default_container_factory(
             storage_suffix(target.arm_endpoint)
@@ -192,10 +205,27 @@ class AksAdapter:
         return plan
 
     def read(self, deployment: Deployment, desired: DesiredState) -> ObservedState:
-        """What exists: the endpoint, the config and model it uses, and which desired names exist. Read-only."""
+        """What exists: the endpoint, the config and model it uses, and which desired names exist. Read-only.
+
+        The endpoint's spec hash comes back in ``state.spec_hash`` (the Service's ``endpointkit-spec-hash`` label).
+        A pool field set only at creation (VM size, taints) that differs makes ``replace_reason`` when
+        endpointkit may replace the pool.
+
+        ``refusal`` (raised by plan and apply, not by destroy) is an UnsupportedCapabilityError when FPGA variants
+        meet a cluster whose region offers no NP-series VMs, or a ConflictError when a pool field set only at
+        creation differs and the pool cannot be replaced (someone else made it, or other endpoints run on it);
+        the message names the field and the fix.
+        """
         cluster = self._arm.cluster()
         if cluster is None or cluster.provisioning_state.lower() != "succeeded":
             return ObservedState(cluster_state(deployment.name, self.target_name, cluster))
+        refusal: UnsupportedCapabilityError | ConflictError | None = None
+        reason = None
+        try:
+            self._infra.check_region(deployment, cluster)
+            reason = self._infra.check_pool(deployment, pool_request_for(deployment))
+        except (UnsupportedCapabilityError, ConflictError) as error:
+            refusal = error
         kube = self._kube_client()
         namespace = self.target.namespace
         existing: set[tuple[ResourceKind, str]] = set()
@@ -206,7 +236,7 @@ class AksAdapter:
         observation = self._observe(kube, deployment.name, deployment)
         state = endpoint_state(deployment.name, self.target_name, self.target, cluster, observation)
         if not observation.exists:
-            return ObservedState(state, existing=frozenset(existing))
+            return ObservedState(state, existing=frozenset(existing), refusal=refusal)
         config = model = None
         config_name = state.extra.get("config")
         found = kube.get("ConfigMap", config_name, namespace) if config_name else None
@@ -214,8 +244,9 @@ class AksAdapter:
             summary = json.loads((found.get("data") or {}).get("summary.json", "{}"))
             config = Resource("endpoint_config", str(config_name), summary)
             model = Resource("model", str(summary.get("model")), {}) if summary.get("model") else None
-        reason = self._infra.replacement_reason(deployment, pool_request_for(deployment))
-        return ObservedState(state, model, config, frozenset(existing), replace_reason=reason)
+        return ObservedState(
+            state, model, config, frozenset(existing), replace_reason=reason, refusal=refusal
+        )
 
     def status(self, deployment: Deployment) -> EndpointState:
         """The endpoint's state; ``NOT_FOUND`` when it does not exist. Read-only."""
@@ -225,7 +256,13 @@ class AksAdapter:
         observation = self._observe(self._kube_client(), deployment.name, deployment)
         return endpoint_state(deployment.name, self.target_name, self.target, cluster, observation)
 
-    def _observe(self, kube: KubeClient, name: str, deployment: Deployment | None) -> Observation:
+    def _observe(
+        self,
+        kube: KubeClient,
+        name: str,
+        deployment: Deployment | None,
+        grace: ScaleUpGrace | None = None,
+    ) -> Observation:
         pool = pool_request_for(deployment) if deployment is not None else None
         return observe(
             kube,
@@ -234,6 +271,7 @@ class AksAdapter:
             service=render.service_name(name),
             autoscaling=pool is not None and pool.autoscale,
             log_lines=self._log_lines,
+            grace=grace,
         )
 
     # ---- create / update -----------------------------------------------------------------------------
@@ -253,20 +291,7 @@ class AksAdapter:
         if resource.kind == "model":
             self._create_model(plan, kube, stamp, progress)
         elif resource.kind == "endpoint_config":
-            objects = json.dumps(list(plan.objects), sort_keys=True)
-            summary = json.dumps(dict(plan.desired.config.properties), sort_keys=True)
-            kube.apply(
-                stamp(
-                    render.config_map(
-                        resource.name,
-                        self.target.namespace,
-                        endpoint=deployment.name,
-                        pool=plan.render.pool,
-                        objects=objects,
-                        summary=summary,
-                    )
-                )
-            )
+            kube.apply(stamp(config_map(deployment, plan)))
         else:
             pool = self._infra.ensure_pool(
                 deployment, plan, cluster, deadline=deadline, progress=progress, allow_replace=True
@@ -334,8 +359,9 @@ class AksAdapter:
             )
 
         name = deployment.name
+        grace = ScaleUpGrace.starting_now(min(self._scale_up_grace, max(0.0, deadline - time.monotonic())))
         observation: Observation = wait_for(
-            lambda: self._observe(kube, name, deployment),
+            lambda: self._observe(kube, name, deployment, grace),
             done=done,
             failure=lambda observation: observation.problem,
             describe=lambda observation: observation.describe(),
@@ -361,7 +387,8 @@ class AksAdapter:
 
         Variants roll with a surge pod when the pool has a spare accelerator, else one pod at a time. If the
         rollout fails, the previous Deployments are applied again from the previous config and the error is
-        raised.
+        raised. An endpoint already on ``desired.config`` (the spec changed only in ttl or tags) is re-stamped:
+        its labels and annotations change, no pod restarts and no ARM write is made.
         """
         plan = self._plan(deployment, desired.config)
         deadline = time.monotonic() + deployment.spec.timeouts.update
@@ -374,6 +401,10 @@ class AksAdapter:
                 provider="aks",
                 operation="update endpoint",
             )
+        stamp = stamper(deployment, plan)
+        if runs_config(before, plan):
+            restamp(deployment, plan, kube, stamp)
+            return
         previous = ((before.service or {}).get("metadata", {}).get("annotations") or {}).get(
             render.ANNOTATION_CONFIG
         )
@@ -381,7 +412,6 @@ class AksAdapter:
             deployment, plan, cluster, deadline=deadline, progress=progress, allow_replace=False
         )
         self._infra.prepare_accelerators(plan, pool, kube, deadline=deadline, progress=progress)
-        stamp = stamper(deployment, plan)
         ensure_key(plan, kube, self.target.namespace, stamp)
         new = [stamp(obj) for obj in plan.objects]
         try:

@@ -18,6 +18,7 @@ import yaml
 from endpointkit._lazy import require
 from endpointkit._wait import Progress, wait_for
 from endpointkit.adapters.aks.errors import PollPolicy, RetryPolicy, _map_errors, with_retries
+from endpointkit.adapters.aks.tls import azure_verify_options
 from endpointkit.errors import NotFoundError
 from endpointkit.spec import AksTarget
 
@@ -80,6 +81,17 @@ class PoolRequest:
     def autoscale(self) -> bool:
         return self.min_count is not None and self.max_count is not None
 
+    def immutable_differences(self, pool: PoolInfo) -> dict[str, tuple[str, str]]:
+        """Fields set only when a pool is made, as ``{field: (current, wanted)}``: the VM size and the taints
+        ("Taints and VM sizes can only be set for node pools during node pool creation",
+        https://learn.microsoft.com/azure/aks/use-nvidia-gpu)."""
+        differences: dict[str, tuple[str, str]] = {}
+        if pool.vm_size.lower() != self.vm_size.lower():
+            differences["vm_size"] = (pool.vm_size, self.vm_size)
+        if set(pool.taints) != {self.taint}:
+            differences["taints"] = (_taint_list(pool.taints), _taint_list((self.taint,)))
+        return differences
+
     def mutable_differences(self, pool: PoolInfo) -> list[str]:
         """Fields that an update of ``pool`` can change in place (count and autoscaler bounds)."""
         changes = []
@@ -129,12 +141,14 @@ class ArmClient:
     def client(self) -> Any:
         if self._client is None:
             endpoint = self.target.arm_endpoint.rstrip("/")
-            options: dict[str, Any] = {
-                "base_url": endpoint,
-                "credential_scopes": [f"{endpoint}/.default"],
-                "retry_total": 0,
-                **self._options,
-            }
+            options = azure_verify_options(
+                {
+                    "base_url": endpoint,
+                    "credential_scopes": [f"{endpoint}/.default"],
+                    "retry_total": 0,
+                    **self._options,
+                }
+            )
             with _map_errors("azure", "connect to Azure Resource Manager"):
                 self._client = self._factory(self._credential(), self.target.subscription_id, **options)
         return self._client
@@ -320,6 +334,10 @@ class ArmClient:
 
         result: str = self._call(f"list keys of storage account {account}", call)
         return result
+
+
+def _taint_list(taints: tuple[str, ...]) -> str:
+    return "[" + ", ".join(sorted(taints)) + "]"
 
 
 def _tags(value: Any) -> dict[str, str]:

@@ -2,8 +2,8 @@
 endpointkit endpoint uses them any more, and only when endpointkit made them (ARM tag ``managed-by``).
 
 GPU capacity is a separate User pool because "taints and VM sizes can only be set for node pools during node
-pool creation" (https://learn.microsoft.com/azure/aks/use-nvidia-gpu). A pool whose VM size differs from the
-spec is replaced only when endpointkit made it and nothing else runs on it; otherwise the change is refused.
+pool creation" (https://learn.microsoft.com/azure/aks/use-nvidia-gpu). A pool whose VM size or taints differ from
+the spec is replaced only when endpointkit made it and nothing else runs on it; otherwise plan refuses it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from endpointkit.adapters.base import MANAGED_BY_TAG, MANAGED_BY_VALUE
 from endpointkit.errors import ConflictError, NotFoundError, ProviderError, UnsupportedCapabilityError
 from endpointkit.spec import AksTarget, Deployment
 
-__all__ = ["Infrastructure", "is_ours", "pool_request_for"]
+__all__ = ["Infrastructure", "accelerator_of", "is_ours", "pool_request_for"]
 
 logger = logging.getLogger("endpointkit.aks")
 _BUSY_STATES = frozenset(
@@ -123,20 +123,77 @@ class Infrastructure:
         users = self.users(self._kube())
         return sorted(name for name, pools in users.items() if pool in pools and name != besides)
 
-    def replacement_reason(self, deployment: Deployment, wanted: PoolRequest | None) -> str | None:
-        """Why the endpoint must be replaced (an endpointkit pool of another VM size), or None."""
+    def check_region(self, deployment: Deployment, cluster: ClusterInfo) -> None:
+        """Refuse FPGA variants on a cluster in a region without NP-series VMs (UnsupportedCapabilityError).
+
+        Checked against the cluster ARM reports, so it holds when the spec leaves ``location`` unset.
+        """
+        if accelerator_of(deployment) != "fpga" or cluster.location.lower() in FPGA_REGIONS:
+            return
+        field = f"targets.{deployment.target_name}.cluster"
+        raise UnsupportedCapabilityError(
+            f"{field}: cluster {cluster.name} is in {cluster.location}, where NP-series FPGA VMs are not offered; "
+            f"use a cluster in one of {', '.join(sorted(FPGA_REGIONS))}, or a GPU variant",
+            missing={"fpga": f"not offered in {cluster.location}"},
+        )
+
+    def pool_verdict(
+        self, deployment: Deployment, wanted: PoolRequest, pool: PoolInfo, *, allow_replace: bool
+    ) -> str | None:
+        """Whether ``pool`` can carry the endpoint: None when it can as it is (or after an in-place update of
+        its count or bounds); a replace reason when a field set only at creation differs and the pool is
+        endpointkit's, unused by any other endpoint, and ``allow_replace``.
+
+        Raises:
+            ConflictError: such a field differs and the pool cannot be replaced; the message names each
+                field, its current and wanted value, and what to change in the spec.
+        """
+        differences = wanted.immutable_differences(pool)
+        ours = is_ours(pool.tags)
+        if not ours and "taints" in differences and set(pool.taints) <= {wanted.taint}:
+            # A pool someone else made without our taint still runs our pods (they tolerate sku=…, and the
+            # nodeSelector pins them to it); only a taint they do not tolerate keeps them off.
+            del differences["taints"]
+        if not differences:
+            return None
+        listing = "; ".join(
+            f"{field} is {current}, the spec needs {needed}"
+            for field, (current, needed) in differences.items()
+        )
+        users = self._pool_users(pool.name, besides=deployment.name)
+        if ours and not users and allow_replace:
+            return (
+                f"replace required: node pool {pool.name}: {listing}, and a pool's VM size and taints cannot "
+                "change in place: the pool and the endpoint on it are deleted and made again"
+            )
+        who = (
+            f"endpoints {', '.join(users)} run on it"
+            if users
+            else "endpointkit did not create it"
+            if not ours
+            else "this is an in-place update"
+        )
+        prefix = f"targets.{deployment.target_name}.node_pool"
+        fixes = []
+        if "vm_size" in differences:
+            fixes.append(f"set {prefix}.vm_size: {pool.vm_size}")
+        fixes.append(f"choose another {prefix}.name (endpointkit then makes that pool)")
+        raise ConflictError(
+            f"node pool {pool.name} of cluster {self.target.cluster}: {listing}; these are set only when a pool "
+            f"is made (they cannot change in place) and it will not be replaced because {who}: "
+            f"{', or '.join(fixes)}",
+            provider="azure",
+            operation=f"update node pool {pool.name}",
+            code="PropertyChangeNotAllowed",
+            details={"fields": {field: list(values) for field, values in differences.items()}},
+        )
+
+    def check_pool(self, deployment: Deployment, wanted: PoolRequest | None) -> str | None:
+        """Read the pool ``wanted`` names and judge it (:meth:`pool_verdict`, replace allowed). Read-only."""
         if wanted is None:
             return None
         pool = self.arm.pool(wanted.name)
-        if pool is None or pool.vm_size.lower() == wanted.vm_size.lower() or not is_ours(pool.tags):
-            return None
-        if self._pool_users(pool.name, besides=deployment.name):
-            return None  # refused at update time, with the names of the endpoints that use it
-        return (
-            f"replace required: node pool {pool.name} runs {pool.vm_size}, the spec asks for "
-            f"{wanted.vm_size}, and a pool's VM size cannot change in place: the pool and the endpoint "
-            "on it are deleted and made again"
-        )
+        return None if pool is None else self.pool_verdict(deployment, wanted, pool, allow_replace=True)
 
     def ensure_pool(
         self,
@@ -152,32 +209,15 @@ class Infrastructure:
         request = plan.pool
         if request is None:
             return None
-        if plan.accelerator == "fpga" and cluster.location.lower() not in FPGA_REGIONS:
-            raise UnsupportedCapabilityError(
-                f"cluster {cluster.name} is in {cluster.location}, where NP-series FPGA VMs are not offered; "
-                f"regions that offer them: {', '.join(sorted(FPGA_REGIONS))}",
-                missing={"fpga": f"not offered in {cluster.location}"},
-            )
+        self.check_region(deployment, cluster)
         pool = self.arm.pool(request.name)
-        if pool is not None and pool.vm_size.lower() != request.vm_size.lower():
-            users = self._pool_users(pool.name, besides=deployment.name)
-            if not is_ours(pool.tags) or users or not allow_replace:
-                who = (
-                    f"endpoints {', '.join(users)} run on it"
-                    if users
-                    else "endpointkit did not create it"
-                    if not is_ours(pool.tags)
-                    else "this is an in-place update"
-                )
-                raise ConflictError(
-                    f"node pool {pool.name} runs {pool.vm_size} but the spec asks for {request.vm_size}; a pool's VM "
-                    f"size cannot change in place and it will not be replaced because {who}: set "
-                    f"node_pool.vm_size: {pool.vm_size}, or choose another node_pool.name",
-                    provider="azure",
-                    operation=f"update node pool {pool.name}",
-                    code="PropertyChangeNotAllowed",
-                )
-            logger.warning("replacing node pool %s: %s -> %s", pool.name, pool.vm_size, request.vm_size)
+        replace = (
+            None
+            if pool is None
+            else self.pool_verdict(deployment, request, pool, allow_replace=allow_replace)
+        )
+        if pool is not None and replace is not None:
+            logger.warning("replacing node pool %s: %s", pool.name, replace)
             self.arm.delete_pool(pool.name, timeout=_remaining(deadline), progress=progress)
             pool = None
         if pool is None:
@@ -246,8 +286,14 @@ class Infrastructure:
     def drop_mismatched_pool(
         self, deployment: Deployment, wanted: PoolRequest | None, *, timeout: float, progress: Progress | None
     ) -> None:
-        """Delete our pool when its VM size differs from the spec and nothing else uses it (a replace)."""
-        if wanted is None or self.replacement_reason(deployment, wanted) is None:
+        """Delete our pool when a field set at creation differs from the spec and nothing else uses it (the
+        first half of a replace)."""
+        if wanted is None:
+            return
+        pool = self.arm.pool(wanted.name)
+        if pool is None or not is_ours(pool.tags) or not wanted.immutable_differences(pool):
+            return
+        if self._pool_users(pool.name, besides=deployment.name):
             return
         self._delete_device_plugin(wanted.name)
         self.arm.delete_pool(wanted.name, timeout=timeout, progress=progress)
@@ -284,9 +330,14 @@ class Infrastructure:
             self.arm.delete_pool(pool.name, timeout=timeout, progress=progress)
 
 
+def accelerator_of(deployment: Deployment) -> str | None:
+    """The accelerator the spec's pool carries (``gpu`` or ``fpga``), None for CPU-only variants."""
+    return next((v.accelerator for v in deployment.variants if v.accelerator in TAINTS), None)
+
+
 def pool_request_for(deployment: Deployment) -> PoolRequest | None:
     """The pool the spec asks for, without reading the model repository (for delete and read)."""
     target = deployment.target
     assert isinstance(target, AksTarget)
-    accelerator = next((v.accelerator for v in deployment.variants if v.accelerator in TAINTS), None)
+    accelerator = accelerator_of(deployment)
     return None if accelerator is None else pool_request(target, accelerator)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from endpointkit._lazy import require
 from endpointkit.adapters.aks.errors import RetryPolicy, with_retries
 from endpointkit.adapters.aks.render import AGENTPOOL_LABEL, LABEL_ENDPOINT, LABEL_TEMPLATE, LABEL_VARIANT
+from endpointkit.adapters.aks.tls import environment_ca_bundle
 from endpointkit.adapters.base import MANAGED_BY_TAG, MANAGED_BY_VALUE
 from endpointkit.errors import CapacityError, NotFoundError, ProviderError
 
@@ -28,6 +30,7 @@ __all__ = [
     "DeploymentStatus",
     "KubeClient",
     "Observation",
+    "ScaleUpGrace",
     "default_kube_factory",
     "observe",
 ]
@@ -63,9 +66,22 @@ KubeFactory = Callable[[dict[str, Any], str], Any]
 
 
 def default_kube_factory(kubeconfig: dict[str, Any], temp_dir: str) -> Any:
-    """An ``ApiClient`` for ``kubeconfig`` (a dict); certificate files go under ``temp_dir``."""
+    """An ``ApiClient`` for ``kubeconfig`` (a dict); certificate files go under ``temp_dir``.
+
+    The API server is trusted through the kubeconfig's own CA (AKS always includes it); a kubeconfig without
+    one trusts the bundle ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` / ``SSL_CERT_FILE`` names, where the
+    kubernetes client alone would fall back to certifi.
+    """
     config = require("kubernetes.config", extra="aks")
-    return config.new_client_from_config_dict(config_dict=kubeconfig, temp_file_path=temp_dir)
+    client = require("kubernetes.client", extra="aks")
+    configuration = client.Configuration()
+    config.load_kube_config_from_dict(
+        config_dict=kubeconfig, client_configuration=configuration, temp_file_path=temp_dir
+    )
+    bundle = environment_ca_bundle()
+    if configuration.verify_ssl and not configuration.ssl_ca_cert and bundle:
+        configuration.ssl_ca_cert = bundle
+    return client.ApiClient(configuration=configuration)
 
 
 class KubeClient:
@@ -227,6 +243,8 @@ class Observation:
     deployments: tuple[DeploymentStatus, ...]
     address: str | None
     problem: ProviderError | None
+    #: why pods are pending without a problem yet (the cluster autoscaler is adding or about to add a node)
+    waiting: str | None = None
 
     @property
     def exists(self) -> bool:
@@ -250,7 +268,32 @@ class Observation:
             return "not found"
         parts = [f"{d.variant} {d.available}/{d.replicas} available" for d in self.deployments]
         parts.append(f"LoadBalancer {self.address}" if self.address else "waiting for a LoadBalancer address")
+        if self.waiting:
+            parts.append(self.waiting)
         return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleUpGrace:
+    """How long a pod of an autoscaled pool may stay Unschedulable before the cluster autoscaler says anything.
+
+    The autoscaler scans for unschedulable pods every 10 s by default and considers a pod from 10 s after it
+    became unschedulable (kubernetes/autoscaler cluster-autoscaler/FAQ.md, "How fast is Cluster Autoscaler?";
+    AKS keeps ``scan-interval`` 10s, https://learn.microsoft.com/azure/aks/cluster-autoscaler), so a verdict
+    event (TriggeredScaleUp or NotTriggerScaleUp) normally follows within a scan or two; the default 90 s leaves
+    room for a slow API server before silence is taken to mean no autoscaler acts for the pool.
+    """
+
+    seconds: float
+    until: float
+
+    @classmethod
+    def starting_now(cls, seconds: float) -> ScaleUpGrace:
+        return cls(seconds, time.monotonic() + seconds)
+
+    @property
+    def over(self) -> bool:
+        return time.monotonic() >= self.until
 
 
 def _rolled_out(deployment: Mapping[str, Any]) -> bool:
@@ -274,8 +317,15 @@ def observe(
     service: str,
     autoscaling: bool = False,
     log_lines: int = 20,
+    grace: ScaleUpGrace | None = None,
 ) -> Observation:
-    """Read the endpoint's Deployments, Service and pods once. Read-only."""
+    """Read the endpoint's Deployments, Service and pods once. Read-only.
+
+    A pod that cannot be scheduled is a problem at once on a fixed-size pool (``autoscaling`` false) or when the
+    cluster autoscaler refused it (NotTriggerScaleUp). On an autoscaled pool it is pending while the autoscaler
+    adds a node (TriggeredScaleUp), and, before any verdict, until ``grace`` is over (forever without one: a
+    read outside a wait cannot tell how long the pod has waited).
+    """
     selector = f"{MANAGED_BY_TAG}={MANAGED_BY_VALUE},{LABEL_ENDPOINT}={endpoint}"
     found = kube.list("Deployment", namespace, label_selector=selector)
     service_object = kube.get("Service", service, namespace)
@@ -309,10 +359,10 @@ def observe(
         ingress = (service_object.get("status", {}).get("loadBalancer", {}) or {}).get("ingress") or []
         if ingress:
             address = ingress[0].get("ip") or ingress[0].get("hostname")
-    problem = None
+    problem = waiting = None
     if deployments and not all(d.rolled_out for d in deployments):
-        problem = _pod_problem(kube, namespace, selector, templates, autoscaling, log_lines)
-    return Observation(service_object, tuple(deployments), address, problem)
+        problem, waiting = _pod_problem(kube, namespace, selector, templates, autoscaling, log_lines, grace)
+    return Observation(service_object, tuple(deployments), address, problem, waiting)
 
 
 def _pod_problem(
@@ -322,21 +372,30 @@ def _pod_problem(
     templates: Mapping[str, str],
     autoscaling: bool,
     log_lines: int,
-) -> ProviderError | None:
+    grace: ScaleUpGrace | None,
+) -> tuple[ProviderError | None, str | None]:
     pods = kube.list("Pod", namespace, label_selector=selector)
+    waiting = None
     for pod in sorted(pods, key=lambda p: str(p["metadata"]["name"])):
         labels = pod["metadata"].get("labels", {})
         if templates.get(str(labels.get(LABEL_VARIANT))) not in (None, labels.get(LABEL_TEMPLATE)):
             continue  # an old replica of a rolling update: it keeps serving, its state is not the new one's
-        problem = _problem_of(kube, namespace, pod, autoscaling, log_lines)
-        if problem is not None:
-            return problem
-    return None
+        problem = _problem_of(kube, namespace, pod, autoscaling, log_lines, grace)
+        if isinstance(problem, ProviderError):
+            return problem, None
+        waiting = waiting or problem
+    return None, waiting
 
 
 def _problem_of(
-    kube: KubeClient, namespace: str, pod: Mapping[str, Any], autoscaling: bool, log_lines: int
-) -> ProviderError | None:
+    kube: KubeClient,
+    namespace: str,
+    pod: Mapping[str, Any],
+    autoscaling: bool,
+    log_lines: int,
+    grace: ScaleUpGrace | None,
+) -> ProviderError | str | None:
+    """The pod's problem, or a note on what it waits for (a string), or None when it is fine."""
     name = str(pod["metadata"]["name"])
     status = pod.get("status", {})
     for condition in status.get("conditions") or []:
@@ -346,16 +405,31 @@ def _problem_of(
             and (condition.get("reason") == "Unschedulable")
         ):
             events = _events(kube, namespace, name)
-            if autoscaling and _scale_up_pending(events):
-                return None  # the cluster autoscaler is adding a node for this pod
+            verdict = _autoscaler_verdict(events) if autoscaling else None
+            if verdict is not None and verdict.get("reason") == "TriggeredScaleUp":
+                return f"pod {name} waits for the node the cluster autoscaler is adding"
+            if autoscaling and verdict is None and (grace is None or not grace.over):
+                return f"pod {name} is unschedulable until the cluster autoscaler adds a node"
             message = condition.get("message") or next(
                 (e.get("message") for e in reversed(events) if e.get("reason") == "FailedScheduling"), ""
             )
+            text = f"pod {name} cannot be scheduled: Unschedulable: {message}".rstrip(": ")
+            details: dict[str, Any] = {}
+            if verdict is not None:
+                details["autoscaler"] = str(verdict.get("message") or "")
+                text += f"; the cluster autoscaler will not add a node: {details['autoscaler']}".rstrip(": ")
+            elif autoscaling and grace is not None:
+                text += (
+                    f"; the cluster autoscaler gave no verdict within {grace.seconds:g} s (no TriggeredScaleUp "
+                    "event): check that the node pool autoscales (az aks nodepool show --query enableAutoScaling) "
+                    "and the autoscaler's own status (ConfigMap cluster-autoscaler-status in kube-system)"
+                )
             return CapacityError(
-                f"pod {name} cannot be scheduled: Unschedulable: {message}".rstrip(": "),
+                text,
                 provider="kubernetes",
                 operation="schedule pods",
                 code="Unschedulable",
+                details=details,
             )
     statuses = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
     for container in statuses:
@@ -390,13 +464,11 @@ def _events(kube: KubeClient, namespace: str, pod: str) -> list[dict[str, Any]]:
     return sorted(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
 
 
-def _scale_up_pending(events: list[dict[str, Any]]) -> bool:
+def _autoscaler_verdict(events: list[dict[str, Any]]) -> dict[str, Any] | None:
     # cluster-autoscaler records TriggeredScaleUp when it adds a node for a pod, NotTriggerScaleUp when it cannot
-    # (kubernetes/autoscaler cluster-autoscaler/FAQ.md, "What events are emitted by CA?").
-    verdicts = [
-        e.get("reason") for e in events if e.get("reason") in ("TriggeredScaleUp", "NotTriggerScaleUp")
-    ]
-    return bool(verdicts) and verdicts[-1] == "TriggeredScaleUp"
+    # (kubernetes/autoscaler cluster-autoscaler/FAQ.md, "What events are emitted by CA?"); the latest one holds.
+    verdicts = [e for e in events if e.get("reason") in ("TriggeredScaleUp", "NotTriggerScaleUp")]
+    return verdicts[-1] if verdicts else None
 
 
 def accelerator_nodes(kube: KubeClient, pool: str, resource: str) -> tuple[int, int]:

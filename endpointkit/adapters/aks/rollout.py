@@ -1,7 +1,9 @@
-"""Pieces of applying an endpoint's objects: per-apply stamps, the endpoint key, and undoing a failed update."""
+"""Pieces of applying an endpoint's objects: per-apply stamps, re-stamping an endpoint whose config is
+unchanged, the endpoint key, and undoing a failed update."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -9,12 +11,12 @@ from typing import Any
 from endpointkit.adapters.aks import render
 from endpointkit.adapters.aks.desired import EndpointPlan, config_objects
 from endpointkit.adapters.aks.kube import KubeClient, Observation
-from endpointkit.adapters.base import EXPIRES_AT_TAG, SPEC_HASH_TAG
+from endpointkit.adapters.base import EXPIRES_AT_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE, SPEC_HASH_TAG
 from endpointkit.adapters.naming import expires_at
 from endpointkit.errors import ProviderError
 from endpointkit.spec import Deployment
 
-__all__ = ["Stamp", "ensure_key", "restore", "stamper"]
+__all__ = ["Stamp", "config_map", "ensure_key", "restamp", "restore", "runs_config", "stamper"]
 
 Stamp = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -31,6 +33,59 @@ def stamper(deployment: Deployment, plan: EndpointPlan) -> Stamp:
         return render.stamp(obj, labels=labels, annotations=extra)
 
     return stamp
+
+
+def config_map(deployment: Deployment, plan: EndpointPlan) -> dict[str, Any]:
+    """The endpoint config's ConfigMap: the rendered objects and the summary ``read`` reports."""
+    return render.config_map(
+        plan.desired.config.name,
+        plan.render.namespace,
+        endpoint=deployment.name,
+        pool=plan.render.pool,
+        objects=json.dumps(list(plan.objects), sort_keys=True),
+        summary=json.dumps(dict(plan.desired.config.properties), sort_keys=True),
+    )
+
+
+def runs_config(before: Observation, plan: EndpointPlan) -> bool:
+    """Whether the endpoint's Service and exactly its wanted Deployments are already on ``plan``'s config."""
+    config = plan.desired.config.name
+    wanted = {obj["metadata"]["name"] for obj in plan.objects if obj["kind"] == "Deployment"}
+    annotations = (before.service or {}).get("metadata", {}).get("annotations") or {}
+    return (
+        annotations.get(render.ANNOTATION_CONFIG) == config
+        and {d.name for d in before.deployments} == wanted
+        and all(d.annotations.get(render.ANNOTATION_CONFIG) == config for d in before.deployments)
+    )
+
+
+def restamp(deployment: Deployment, plan: EndpointPlan, kube: KubeClient, stamp: Stamp) -> None:
+    """Re-apply the endpoint's objects with this apply's labels (spec hash, expiry) and annotations (tags).
+
+    For an endpoint already on ``plan``'s config: Deployments, Service and ConfigMap are rendered exactly as
+    running, so only metadata changes and no pod restarts; the model and key Secrets are re-applied from what
+    they hold. Server-side apply drops what the field manager applied before and leaves out now, so an expiry
+    label goes away with the ttl.
+    """
+    for obj in plan.objects:
+        kube.apply(stamp(obj))
+    kube.apply(stamp(config_map(deployment, plan)))
+    namespace = plan.render.namespace
+    for name in (plan.desired.model.name, plan.key_secret):
+        found = kube.get("Secret", name, namespace)
+        labels = dict((found or {}).get("metadata", {}).get("labels") or {})
+        if found is None or labels.get(MANAGED_BY_TAG) != MANAGED_BY_VALUE:
+            continue
+        for volatile in (SPEC_HASH_TAG, EXPIRES_AT_TAG):
+            labels.pop(volatile, None)
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "type": found.get("type", "Opaque"),
+            "data": dict(found.get("data") or {}),
+        }
+        kube.apply(stamp(secret))
 
 
 def ensure_key(plan: EndpointPlan, kube: KubeClient, namespace: str, stamp: Stamp) -> None:

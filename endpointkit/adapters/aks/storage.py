@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from endpointkit._lazy import require
 from endpointkit._wait import Progress, ProgressEvent
 from endpointkit.adapters.aks.errors import RetryPolicy, with_retries
+from endpointkit.adapters.aks.tls import azure_verify_options
 from endpointkit.errors import ConflictError, NotFoundError, SpecError
 
 __all__ = [
@@ -55,7 +56,11 @@ def storage_suffix(arm_endpoint: str) -> str:
 
 
 def default_container_factory(suffix: str = "core.windows.net", **options: Any) -> ContainerFactory:
-    """A factory of real ContainerClients with shared-key auth; azure-core retries off (ours are bounded)."""
+    """A factory of real ContainerClients with shared-key auth; azure-core retries off (ours are bounded).
+
+    ``options`` are azure-core settings; without ``connection_verify``, ``SSL_CERT_FILE`` is honoured like
+    ``REQUESTS_CA_BUNDLE`` (read when a client is made).
+    """
 
     def make(account: str, key: str, container: str) -> Any:
         blob = require("azure.storage.blob", extra="aks")
@@ -64,7 +69,7 @@ def default_container_factory(suffix: str = "core.windows.net", **options: Any) 
             container,
             credential={"account_name": account, "account_key": key},
             retry_total=0,
-            **options,
+            **azure_verify_options(options),
         )
 
     return make

@@ -117,8 +117,15 @@ def validate(deployment: Deployment) -> None:
         )
     if target.serverless is None:
         for index, variant in enumerate(deployment.variants):
-            assert variant.instance_type is not None  # spec.py requires it for real-time hosting
-            _check_instance_type(variant.instance_type, _instance_field(deployment, index, variant))
+            field = _instance_field(deployment, index, variant)
+            if variant.instance_type is None:
+                # spec.py lets an FPGA variant through without one so that plan's capability check explains
+                # that SageMaker has no FPGA; anything that gets here without that check still needs a type.
+                raise SpecError(
+                    f"{field} is required for SageMaker real-time hosting, e.g. ml.g4dn.xlarge",
+                    field=field,
+                )
+            _check_instance_type(variant.instance_type, field)
         for index, fallback in enumerate(target.instance_type_fallbacks):
             field = f"targets.{deployment.target_name}.instance_type_fallbacks[{index}]"
             _check_instance_type(fallback, field)
@@ -190,16 +197,23 @@ def limitations(deployment: Deployment) -> dict[Capability, str]:
             "serverless endpoints scale by themselves up to serverless.max_concurrency; remove autoscaling "
             "or serverless"
         )
-    elif (
-        any(variant.accelerator == "inferentia" for variant in deployment.variants)
-        and not deployment.spec.model.image
-    ):
-        logger.warning(
-            "the stock sagemaker-tritonserver image has no AWS Neuron runtime, so Inferentia variants need a custom "
-            "model.image with a Neuron-enabled Triton (see aws/amazon-sagemaker-examples "
-            "sagemaker-triton/inferentia2/docker/Dockerfile)"
-        )
+    elif not deployment.spec.model.image:
+        neuron = [variant for variant in deployment.variants if _runs_on_neuron(variant)]
+        if neuron:
+            listing = ", ".join(f"{variant.name} ({variant.instance_type})" for variant in neuron)
+            logger.warning(
+                "AWS Neuron (Inferentia/Trainium) instances in variants %s: the stock sagemaker-tritonserver "
+                "image has no Neuron runtime, so set model.image to a Neuron-enabled Triton image (see "
+                "aws/amazon-sagemaker-examples sagemaker-triton/inferentia2/docker/Dockerfile)",
+                listing,
+            )
     return missing
+
+
+def _runs_on_neuron(variant: Variant) -> bool:
+    """The variant asks for Inferentia, or its instance type carries Neuron chips whatever it asks for."""
+    info = sagemaker_instance(variant.instance_type or "")
+    return variant.accelerator == "inferentia" or (info is not None and info.accelerator == "inferentia")
 
 
 def artifact_url(target: SageMakerTarget, endpoint: str, content_hash: str) -> str:
