@@ -93,6 +93,16 @@ def _json_encode() -> Row:
     return Row("JSON encode, 1,048,576 FP32", ours * 1e3, theirs * 1e3, "ms", ">= 10x", theirs / ours >= 10)
 
 
+def _json_encode_non_finite() -> Row:
+    array = np.random.default_rng(5).standard_normal(JSON_ELEMENTS).astype(np.float32)
+    array[::1000] = np.resize(np.array([np.nan, np.inf, -np.inf], np.float32), len(array[::1000]))
+    ours = _median_seconds(lambda: encode_request({"INPUT0": array}, binary=False).to_bytes())
+    theirs = _median_seconds(lambda: _theirs_request(array, "FP32", binary=False))
+    return Row(
+        "JSON encode, same with 0.1% NaN/Inf", ours * 1e3, theirs * 1e3, "ms", ">= 10x", theirs / ours >= 10
+    )
+
+
 def _binary_encode() -> list[Row]:
     array = np.random.default_rng(1).standard_normal(BINARY_BYTES // 4).astype(np.float32)
     theirs = _median_seconds(lambda: _theirs_request(array, "FP32", binary=True))
@@ -187,7 +197,14 @@ def _memory() -> list[Row]:
 
 def run() -> list[Row]:
     """Run every comparison and return the rows (needs tritonclient installed)."""
-    return [_json_encode(), *_binary_encode(), _binary_decode(), *_bytes_round_trip(), *_memory()]
+    return [
+        _json_encode(),
+        _json_encode_non_finite(),
+        *_binary_encode(),
+        _binary_decode(),
+        *_bytes_round_trip(),
+        *_memory(),
+    ]
 
 
 def format_table(rows: list[Row]) -> str:

@@ -181,7 +181,8 @@ def read_body(body: Body | str, headers: HeadersLike) -> tuple[bytes | memoryvie
     length = framing.json_header_length
     if length is not None and length > len(data):
         raise PayloadError(
-            f"{framing.source} is {length} but the body is only {len(data)} bytes",
+            f"{framing.source} is {length} but the body is only {len(data)} bytes: it must be the byte "
+            "length of the JSON part at the start of the body",
             offset=len(data),
             field=framing.source,
         )

@@ -58,6 +58,7 @@ HeadersLike: TypeAlias = str | Mapping[str, str] | HeaderItems | Iterable[tuple[
 
 _SAGEMAKER_MEDIA_TYPE = SAGEMAKER_BINARY_CONTENT_TYPE.split(";", 1)[0]
 _HEADER_SIZE_PARAMETER = "json-header-size"
+_MAX_LENGTH_DIGITS = 19  # the digits of 2**63 - 1: no body is longer
 
 
 def sagemaker_binary_content_type(json_header_length: int) -> str:
@@ -115,14 +116,27 @@ def _text(value: object) -> str:
     return str(value)
 
 
+def _shown(raw: str, limit: int = 40) -> str:
+    """``repr`` of a header value, cut short so a huge value does not flood the error message."""
+    return repr(raw) if len(raw) <= limit else f"{raw[:limit]!r}... ({len(raw)} characters)"
+
+
 def _parse_length(raw: str, field: str) -> int:
     text = raw.strip()
     if text.startswith("-") and text[1:].isdigit():
-        raise PayloadError(f"{field} is negative ({raw!r}); it must be a byte count >= 0", field=field)
+        raise PayloadError(f"{field} is negative ({_shown(raw)}); it must be a byte count >= 0", field=field)
     # Plain ASCII digits only: Triton's std::stoi would read "12abc" as 12, a decoder must not guess.
     if not (text.isascii() and text.isdigit()):
-        raise PayloadError(f"{field} is not a number: {raw!r}", field=field)
-    return int(text)
+        raise PayloadError(f"{field} is not a number: {_shown(raw)}", field=field)
+    # Checked before int(), which raises ValueError past sys.get_int_max_str_digits() (leading zeros count).
+    significant = text.lstrip("0") or "0"
+    if len(significant) > _MAX_LENGTH_DIGITS:
+        raise PayloadError(
+            f"{field} has {len(significant)} digits ({_shown(raw)}), more than any body could need (at most "
+            f"{_MAX_LENGTH_DIGITS}): send the byte length of the JSON part of the body",
+            field=field,
+        )
+    return int(significant)
 
 
 def _sagemaker_header_size(content_type: str) -> int | None:
@@ -134,7 +148,7 @@ def _sagemaker_header_size(content_type: str) -> int | None:
         if key.strip().lower() == _HEADER_SIZE_PARAMETER:
             return _parse_length(value, f"Content-Type {_HEADER_SIZE_PARAMETER}")
     raise PayloadError(
-        f"Content-Type {content_type!r} is the SageMaker binary type but has no {_HEADER_SIZE_PARAMETER}",
+        f"Content-Type {_shown(content_type)} is the SageMaker binary type but has no {_HEADER_SIZE_PARAMETER}",
         field="Content-Type",
     )
 
@@ -146,8 +160,8 @@ def parse_framing(headers: HeadersLike) -> Framing:
     from ``Inference-Header-Content-Length`` or from the SageMaker content type's ``json-header-size``.
 
     Raises:
-        PayloadError: a length that is negative or not a number, two sources that disagree, or an unsupported
-            ``Content-Encoding``; ``field`` names the header.
+        PayloadError: a length that is negative, not a number or over 19 digits, two sources that disagree,
+            or an unsupported ``Content-Encoding``; ``field`` names the header.
     """
     lowered = _header_items(headers)
     length: int | None = None
@@ -180,5 +194,5 @@ def _parse_encoding(raw: str | None) -> Literal["gzip", "deflate"] | None:
     if encoding == "deflate":
         return "deflate"
     raise PayloadError(
-        f"unsupported Content-Encoding {raw!r}: Triton sends gzip or deflate", field=CONTENT_ENCODING
+        f"unsupported Content-Encoding {_shown(raw)}: Triton sends gzip or deflate", field=CONTENT_ENCODING
     )

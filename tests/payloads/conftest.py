@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+import os
+from typing import Any, NoReturn, cast
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
 from endpointkit.payloads._binary import bf16_bits_to_float32, float32_to_bf16_bits
+
+ALLOW_NO_TRITON = "ENDPOINTKIT_ALLOW_NO_TRITON"
+"""Set to 1 to skip, instead of fail, the tests that need a real tritonserver or tritonclient."""
 
 ALL_DATATYPES = (
     "BOOL",
@@ -100,3 +104,18 @@ def assert_identical(actual: npt.NDArray[Any], expected: npt.ArrayLike, datatype
 def datatype(request: pytest.FixtureRequest) -> str:
     """Every Triton datatype."""
     return str(request.param)
+
+
+def missing_triton_dependency(what: str, install: str, cause: BaseException) -> NoReturn:
+    """Fail the calling test (or module) because ``what`` is missing; skip instead when ALLOW_NO_TRITON=1.
+
+    The real Triton and tritonclient tests are what proves the codecs right: a missing server must not pass
+    unnoticed as a skip.
+    """
+    message = (
+        f"{what} is missing ({cause}). Install it: {install}; or set {ALLOW_NO_TRITON}=1 to skip these tests"
+    )
+    # "from None": the ImportError is already in the message, its traceback would only bury it.
+    if os.environ.get(ALLOW_NO_TRITON) == "1":
+        raise pytest.skip.Exception(message, allow_module_level=True) from None
+    raise pytest.fail.Exception(message, pytrace=False) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 import orjson
 import pytest
@@ -205,7 +206,6 @@ class TestHalfPrecision:
         assert list(roundtrip(encoded).inputs["x"]) == [1.0, 1 + 2**-6, 1 + 2**-7, -(1 + 2**-6)]
 
     def test_bf16_matches_ml_dtypes(self) -> None:
-        ml_dtypes = pytest.importorskip("ml_dtypes")
         rng = np.random.default_rng(5)
         values = rng.integers(0, 2**32, 20_000, dtype=np.uint64).astype(np.uint32).view(np.float32)
         values = values[~np.isnan(values)]
@@ -222,7 +222,6 @@ class TestHalfPrecision:
         assert decoded[5] != 0  # a float32 subnormal stays a (bfloat16) subnormal
 
     def test_ml_dtypes_bfloat16_arrays_are_sent_as_they_are(self) -> None:
-        ml_dtypes = pytest.importorskip("ml_dtypes")
         values = np.array([1.5, -3.0], dtype=ml_dtypes.bfloat16)
         encoded = encode_request({"x": values})
         assert header_of(encoded)["inputs"][0]["datatype"] == "BF16"
@@ -497,3 +496,42 @@ class TestNonFinite:
     def test_float32_json_is_exact(self) -> None:
         values = np.array([0.1, 1 / 3, 3.4028235e38, 1e-45, -0.0], np.float32)
         assert_identical(roundtrip(encode_request({"x": values}, binary=False)).inputs["x"], values)
+
+    @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+    @pytest.mark.parametrize("every", [400, 3, 1], ids=["few", "many", "all"])
+    def test_non_finite_values_keep_orjsons_text_for_the_finite_ones(
+        self, dtype: type[np.floating[Any]], every: int
+    ) -> None:
+        # "many" and "all" pass 65,536 non-finite values, where the encoder stops joining pieces.
+        values = np.random.default_rng(7).standard_normal(200_000).astype(dtype)
+        cycle = np.array([np.nan, np.inf, -np.inf, -np.nan, np.inf])
+        values[::every] = np.resize(cycle, len(values[::every]))
+        values[1::400] = -0.0
+        text = encode_request({"x": values}, binary=False).to_bytes()
+        data_start = text.index(b'"data":[') + len(b'"data":[')
+        written = text[data_start : text.index(b"]", data_start)].split(b",")
+        finite = np.isfinite(values)
+        finite_text = orjson.dumps(np.where(finite, values, 0), option=orjson.OPT_SERIALIZE_NUMPY)
+        expected = finite_text[1:-1].split(b",")
+        tokens = {"nan": b"NaN", "inf": b"Infinity", "-inf": b"-Infinity"}
+        for index in np.flatnonzero(~finite).tolist():
+            expected[index] = tokens[str(values[index]).lower()]
+        assert written == expected
+        decoded = roundtrip(encode_request({"x": values}, binary=False)).inputs["x"]
+        assert_identical(decoded[finite], values[finite])
+        assert np.array_equal(decoded[~finite], values[~finite], equal_nan=True)
+
+    @pytest.mark.parametrize(
+        ("special", "token"), [(np.nan, b"NaN"), (np.inf, b"Infinity"), (-np.inf, b"-Infinity")]
+    )
+    def test_one_kind_of_non_finite_value_everywhere(self, special: float, token: bytes) -> None:
+        values = np.full((3, 2), special, np.float32)
+        values[1, 1] = 2.5
+        text = encode_request({"x": values}, binary=False).to_bytes()
+        assert b"[" + b",".join([token] * 3 + [b"2.5", token, token]) + b"]" in text
+        assert b"null" not in text
+
+    def test_non_finite_scalar(self) -> None:
+        encoded = encode_request({"x": np.float64(-np.inf)}, binary=False)
+        assert b'"shape":[],' in encoded.to_bytes() and b'"data":[-Infinity]' in encoded.to_bytes()
+        assert roundtrip(encoded).inputs["x"].tolist() == -np.inf

@@ -141,6 +141,49 @@ class TestHeaderLength:
         with pytest.raises(PayloadError, match="no json-header-size"):
             decode_response(body, "application/vnd.sagemaker-triton.binary+json")
 
+    @pytest.mark.parametrize("decoder", [decode_request, decode_response])
+    @pytest.mark.parametrize("digits", [20, 4301, 5000])
+    def test_more_digits_than_any_body_needs(
+        self, body_and_length: tuple[bytes, int], decoder: Decoder, digits: int
+    ) -> None:
+        # int() would raise ValueError past sys.get_int_max_str_digits() (4300 by default).
+        body, _ = body_and_length
+        with pytest.raises(PayloadError, match=f"has {digits} digits.*send the byte length") as info:
+            decoder(body, {HEADER: "9" * digits})
+        assert info.value.field == HEADER
+        assert len(str(info.value)) < 300
+
+    @pytest.mark.parametrize("decoder", [decode_request, decode_response])
+    @pytest.mark.parametrize("digits", [20, 5000])
+    def test_sagemaker_size_with_more_digits_than_any_body_needs(
+        self, body_and_length: tuple[bytes, int], decoder: Decoder, digits: int
+    ) -> None:
+        body, _ = body_and_length
+        content_type = "application/vnd.sagemaker-triton.binary+json;json-header-size=" + "7" * digits
+        with pytest.raises(PayloadError, match=f"has {digits} digits.*send the byte length") as info:
+            decoder(body, content_type)
+        assert info.value.field == "Content-Type json-header-size"
+
+    def test_leading_zeros_do_not_count_as_digits(self, body_and_length: tuple[bytes, int]) -> None:
+        body, length = body_and_length
+        padded = "0" * 5000 + str(length)
+        assert decode_response(body, {HEADER: padded})["v"].tolist() == list(range(6))
+
+    def test_largest_plausible_length_is_checked_against_the_body(
+        self, body_and_length: tuple[bytes, int]
+    ) -> None:
+        body, _ = body_and_length
+        with pytest.raises(PayloadError, match="but the body is only") as info:
+            decode_response(body, {HEADER: str(2**63 - 1)})
+        assert info.value.field == HEADER
+
+    def test_huge_non_numeric_value_is_cut_short_in_the_message(
+        self, body_and_length: tuple[bytes, int]
+    ) -> None:
+        body, _ = body_and_length
+        with pytest.raises(PayloadError, match="is not a number.*5000 characters"):
+            decode_response(body, {HEADER: "x" * 5000})
+
 
 class TestBodyLength:
     def test_truncated_body(self, body_and_length: tuple[bytes, int]) -> None:

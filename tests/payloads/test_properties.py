@@ -213,15 +213,33 @@ def call_decoder(decoder: Any, body: Any, headers: Any) -> None:
         decoder(body, headers)
 
 
+# Lengths past int()'s 4300-digit limit (sys.get_int_max_str_digits), past int64, zero-padded, negative.
+digit_strings = st.one_of(
+    st.text("0123456789", min_size=1, max_size=30),
+    st.builds(
+        lambda digit, count, tail: digit * count + tail,
+        st.sampled_from("0159"),
+        st.integers(4290, 5000),
+        st.text("0123456789", max_size=3),
+    ),
+)
+header_texts = st.one_of(
+    st.text(max_size=8),
+    digit_strings,
+    digit_strings.map("-".__add__),
+    digit_strings.map(" {} ".format),
+    st.text(min_size=100, max_size=3000),
+)
 headers_values = st.one_of(
     st.none(),
     st.text(max_size=30),
-    st.builds(lambda n: f"{SAGEMAKER_BINARY_CONTENT_TYPE}{n}", st.integers(-5, 400) | st.text(max_size=4)),
+    st.builds(lambda n: f"{SAGEMAKER_BINARY_CONTENT_TYPE}{n}", st.integers(-5, 400) | header_texts),
     st.dictionaries(
         st.sampled_from([INFERENCE_HEADER_CONTENT_LENGTH, "content-type", "Content-Encoding"]),
-        st.text(max_size=8)
+        header_texts
         | st.integers(-5, 400).map(str)
-        | st.sampled_from(["gzip", "deflate", "identity"]),
+        | st.sampled_from(["gzip", "deflate", "identity"])
+        | header_texts.map(SAGEMAKER_BINARY_CONTENT_TYPE.__add__),
         max_size=3,
     ),
 )
@@ -278,6 +296,7 @@ def test_structurally_wrong_documents_raise_only_payload_error(
     replacement=st.binary(min_size=0, max_size=4),
     cut=st.integers(0, 3),
     header_delta=st.integers(-4, 4),
+    header_value=st.none() | header_texts,
     response=st.booleans(),
 )
 def test_mutated_valid_bodies_raise_only_payload_error(
@@ -286,6 +305,7 @@ def test_mutated_valid_bodies_raise_only_payload_error(
     replacement: bytes,
     cut: int,
     header_delta: int,
+    header_value: str | None,
     response: bool,
 ) -> None:
     tensor, _ = item
@@ -305,4 +325,6 @@ def test_mutated_valid_bodies_raise_only_payload_error(
         headers[INFERENCE_HEADER_CONTENT_LENGTH] = str(
             int(headers[INFERENCE_HEADER_CONTENT_LENGTH]) + header_delta
         )
+    if header_value is not None:
+        headers[INFERENCE_HEADER_CONTENT_LENGTH] = header_value
     call_decoder(decode_response if response else decode_request, bytes(body), headers)

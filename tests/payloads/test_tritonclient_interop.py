@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -16,12 +17,19 @@ from endpointkit.payloads import (
     encode_response,
     parse_framing,
 )
-from tests.payloads.conftest import ALL_DATATYPES, JSON_DATATYPES, assert_identical, sample
+from tests.payloads.conftest import (
+    ALL_DATATYPES,
+    JSON_DATATYPES,
+    assert_identical,
+    missing_triton_dependency,
+    sample,
+)
 
-httpclient = pytest.importorskip("tritonclient.http")
-ml_dtypes = pytest.importorskip("ml_dtypes")
-from tritonclient.http import InferenceServerClient, InferInput, InferRequestedOutput  # noqa: E402
-from tritonclient.utils import np_to_triton_dtype  # noqa: E402
+try:
+    from tritonclient.http import InferenceServerClient, InferInput, InferRequestedOutput
+    from tritonclient.utils import np_to_triton_dtype
+except ImportError as exc:
+    missing_triton_dependency("tritonclient", "pip install -e '.[dev]'", exc)
 
 BINARY_CASES = [(name, True) for name in ALL_DATATYPES] + [(name, False) for name in JSON_DATATYPES]
 
