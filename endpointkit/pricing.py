@@ -282,7 +282,7 @@ def _aks_variant(variant: Variant, target: AksTarget, table: PriceTable | None) 
     """The nodes of the pool one variant's replicas occupy (see the module docstring); not in the total."""
     pool = target.node_pool
     info = azure_vm_size(pool.vm_size)
-    per_replica = _devices_per_replica(variant)
+    per_replica = variant.devices_per_replica
     if per_replica and info.accelerators:
         nodes = math.ceil(variant.instance_count * per_replica / info.accelerators)
         kind = "GPU" if variant.accelerator == "gpu" else "FPGA"
@@ -299,16 +299,6 @@ def _aks_variant(variant: Variant, target: AksTarget, table: PriceTable | None) 
 
 def _join(*parts: str) -> str:
     return "; ".join(part for part in parts if part)
-
-
-def _devices_per_replica(variant: Variant) -> int:
-    # The devices the AKS adapter asks for per pod (adapters/aks/rules.py accelerators_per_replica), not imported
-    # from there: that would load the AKS adapter package on every plan.
-    if variant.accelerator == "gpu":
-        return variant.gpus_per_replica
-    if variant.accelerator == "fpga":
-        return variant.gpus if variant.gpus is not None else 1
-    return 0
 
 
 def cost_limit_violation(estimate: CostEstimate, limit: float) -> str | None:

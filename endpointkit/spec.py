@@ -117,6 +117,16 @@ class Variant(_Model):
             return self.gpus
         return 1 if self.accelerator == "gpu" else 0
 
+    @property
+    def devices_per_replica(self) -> int:
+        """Accelerator devices one replica asks for: GPUs for a GPU variant, cards (``gpus``, default 1) for FPGA,
+        none otherwise."""
+        if self.accelerator == "gpu":
+            return self.gpus_per_replica
+        if self.accelerator == "fpga":
+            return self.gpus if self.gpus is not None else 1
+        return 0
+
 
 class VariantOverride(_Model):
     """Per-target changes to a variant (instance types differ per cloud)."""

@@ -50,11 +50,7 @@ def pool_capacity(target: AksTarget) -> PoolCapacity:
 
 def accelerators_per_replica(variant: Variant) -> int:
     """Devices one replica asks for: ``gpus`` for GPU variants (default 1); for FPGA ``gpus`` counts cards."""
-    if variant.accelerator == "gpu":
-        return variant.gpus_per_replica
-    if variant.accelerator == "fpga":
-        return variant.gpus if variant.gpus is not None else 1
-    return 0
+    return variant.devices_per_replica
 
 
 def limitations(deployment: Deployment) -> dict[Capability, str]:
