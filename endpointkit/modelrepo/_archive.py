@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import stat
 import tarfile
@@ -11,18 +12,21 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, Protocol
 
 from endpointkit.errors import SpecError
 from endpointkit.modelrepo._config import REPOSITORY_FIELD
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 __all__ = [
     "PackagedRepository",
     "extract_archive",
     "is_ignored",
     "model_folders",
+    "content_sha256",
     "package_repository",
-    "package_sha256",
     "subfolders",
 ]
 
@@ -36,11 +40,13 @@ _COMPRESS_LEVEL = 6
 
 @dataclass(frozen=True, slots=True)
 class PackagedRepository:
-    """A packaged repository: the archive's path, the sha256 hex digest of its bytes and its size in bytes."""
+    """A packaged repository: the archive's path, the sha256 hex digest of its bytes, its size in bytes, and
+    the content hash (:func:`content_sha256`, the sha256 of the uncompressed tar stream)."""
 
     path: Path
     sha256: str
     size: int
+    content_sha256: str
 
 
 def is_ignored(name: str) -> bool:
@@ -112,39 +118,47 @@ def _tarinfo(arcname: str, entry_stat: os.stat_result) -> tarfile.TarInfo:
     return info
 
 
-class _HashingSink:
+class _Writer(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+    def flush(self) -> None: ...
+
+
+class _HashingSink(io.RawIOBase):
     """A write-only stream that hashes and counts what passes through it on its way to ``target``."""
 
-    def __init__(self, target: BinaryIO | None) -> None:
+    def __init__(self, target: _Writer | None) -> None:
+        super().__init__()
         self.target = target
         self.digest = hashlib.sha256()
         self.size = 0
 
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        self.size += len(data)
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: ReadableBuffer, /) -> int:
+        chunk = data if isinstance(data, bytes) else bytes(data)
+        self.digest.update(chunk)
+        self.size += len(chunk)
         if self.target is not None:
-            self.target.write(data)
-        return len(data)
+            self.target.write(chunk)
+        return len(chunk)
 
     def flush(self) -> None:
         if self.target is not None:
             self.target.flush()
 
+    def tell(self) -> int:  # tarfile asks where the archive starts
+        return self.size
 
-def _write_package(root: Path, target: BinaryIO | None) -> _HashingSink:
-    sink = _HashingSink(target)
-    # filename="" and mtime=0 keep the gzip header free of the archive's name and the time of packaging.
-    with (
-        gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=_COMPRESS_LEVEL, mtime=0) as zipped,
-        tarfile.TarFile(
-            fileobj=zipped,
-            mode="w",
-            format=tarfile.PAX_FORMAT,
-            encoding="utf-8",
-            copybufsize=_COPY_BUFFER,
-        ) as archive,
-    ):
+
+def _write_tar(root: Path, sink: _HashingSink) -> None:
+    with tarfile.TarFile(
+        fileobj=sink,
+        mode="w",
+        format=tarfile.PAX_FORMAT,
+        encoding="utf-8",
+        copybufsize=_COPY_BUFFER,
+    ) as archive:
         for model in model_folders(root):
             for arcname, path, entry_stat in _walk(model, model.name, frozenset()):
                 info = _tarinfo(arcname, entry_stat)
@@ -156,7 +170,6 @@ def _write_package(root: Path, target: BinaryIO | None) -> _HashingSink:
                         archive.addfile(info, content)
                 except OSError as exc:
                     raise SpecError(f"cannot package {path}: {exc}", field=REPOSITORY_FIELD) from exc
-    return sink
 
 
 def _check_root(root: Path) -> Path:
@@ -165,9 +178,17 @@ def _check_root(root: Path) -> Path:
     return root.resolve()
 
 
-def package_sha256(path: str | os.PathLike[str]) -> str:
-    """The sha256 hex digest :func:`package_repository` would give, without writing the archive anywhere."""
-    return _write_package(_check_root(Path(path)), None).digest.hexdigest()
+def content_sha256(path: str | os.PathLike[str]) -> str:
+    """The repository's content hash: the sha256 hex digest of the uncompressed tar stream that
+    :func:`package_repository` compresses, computed without writing anything.
+
+    Hashing before compression keeps the hash independent of the zlib build and about twenty times faster
+    than compressing (sha256 runs at hundreds of MB/s; zlib level 6 on model weights at about 25 MB/s), so
+    plan and validate stay quick on multi-gigabyte repositories.
+    """
+    sink = _HashingSink(None)
+    _write_tar(_check_root(Path(path)), sink)
+    return sink.digest.hexdigest()
 
 
 def package_repository(
@@ -178,7 +199,8 @@ def package_repository(
     The archive holds one top-level folder per model (no leading ``./``), entries in a fixed order, with
     mtime 0, owner 0:0 without names, and modes 0o755 (folders, executables) or 0o644; the gzip header has
     mtime 0 and no file name. Identical content gives identical bytes and sha256 whatever the files' times,
-    permissions or creation order (with the same zlib: a different zlib build may compress differently).
+    permissions or creation order (with the same zlib: a different zlib build may compress differently;
+    the content hash, taken before compression, does not depend on it).
     Symbolic links are stored as the files they point to. ``__pycache__``, ``*.pyc``, ``.git``,
     ``.DS_Store``, ``.ipynb_checkpoints`` and top-level files are left out. Files are streamed, never read
     whole into memory. The repository is not validated here: call :func:`load_repository` for that.
@@ -189,7 +211,7 @@ def package_repository(
             write ``model.tar.gz`` into. The file is replaced atomically; missing parent folders are created.
 
     Returns:
-        The archive's path, sha256 and size.
+        The archive's path, sha256 and size, and the content hash (:func:`content_sha256`).
 
     Raises:
         SpecError: the repository cannot be read, holds special files or link loops, or the destination is
@@ -210,13 +232,24 @@ def package_repository(
     descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(descriptor, "wb") as output:
-            sink = _write_package(root, output)
+            archive = _HashingSink(output)
+            # filename="" and mtime=0 keep the gzip header free of the archive's name and the time of packaging.
+            with gzip.GzipFile(
+                filename="", mode="wb", fileobj=archive, compresslevel=_COMPRESS_LEVEL, mtime=0
+            ) as zipped:
+                content = _HashingSink(zipped)
+                _write_tar(root, content)
         os.chmod(temporary, 0o644)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    return PackagedRepository(path=target, sha256=sink.digest.hexdigest(), size=sink.size)
+    return PackagedRepository(
+        path=target,
+        sha256=archive.digest.hexdigest(),
+        size=archive.size,
+        content_sha256=content.digest.hexdigest(),
+    )
 
 
 def _inside(root: str, path: str) -> bool:

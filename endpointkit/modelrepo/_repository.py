@@ -10,7 +10,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from endpointkit.errors import SpecError
-from endpointkit.modelrepo._archive import model_folders, package_sha256, subfolders
+from endpointkit.modelrepo._archive import content_sha256, model_folders, subfolders
 from endpointkit.modelrepo._config import REPOSITORY_FIELD, LoadedModel, ModelInfo, load_model
 from endpointkit.modelrepo._ensemble import check_ensembles
 
@@ -89,14 +89,15 @@ class ModelRepository:
         )
 
     def content_hash(self) -> str:
-        """The sha256 hex digest of the repository's deterministic package (see :func:`package_repository`).
+        """The sha256 hex digest of the repository's deterministic tar stream (:func:`content_sha256`), which
+        names models and configs on every target.
 
-        Computed on first call by packaging in memory, without writing a file, then cached: later changes
-        to the folder are not seen by this object.
+        Computed on first call without writing a file, then cached: later changes to the folder are not seen
+        by this object.
         """
         if self._content_hash is None:
             # The dataclass is frozen for its callers; the cache is an implementation detail.
-            object.__setattr__(self, "_content_hash", package_sha256(self.path))
+            object.__setattr__(self, "_content_hash", content_sha256(self.path))
         assert self._content_hash is not None
         return self._content_hash
 

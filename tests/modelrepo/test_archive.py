@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import os
@@ -63,12 +64,14 @@ def test_same_content_gives_the_same_bytes_whatever_order_modes_and_times(tmp_pa
     assert {package.size for package in packages} == {len(contents[0])}
 
 
-def test_the_content_hash_is_the_package_sha256(tmp_path: Path) -> None:
+def test_the_content_hash_is_the_sha256_of_the_uncompressed_tar_stream(tmp_path: Path) -> None:
     write_pipeline(tmp_path / "repo")
     repository = load_repository(tmp_path / "repo")
     package = package_repository(tmp_path / "repo", f"{tmp_path}/out/")
     assert package.path == tmp_path / "out" / "model.tar.gz"
-    assert repository.content_hash() == package.sha256
+    tar_stream = gzip.decompress(package.path.read_bytes())
+    assert repository.content_hash() == package.content_sha256 == hashlib.sha256(tar_stream).hexdigest()
+    assert package.sha256 == hashlib.sha256(package.path.read_bytes()).hexdigest() != package.content_sha256
 
 
 def test_the_archive_holds_one_top_level_folder_per_model_with_normalised_entries(tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ __all__ = ["ArtifactStore", "parse_s3_url"]
 logger = logging.getLogger("endpointkit.sagemaker")
 
 SHA256_METADATA = "sha256"
-"""User metadata key (``x-amz-meta-sha256``) holding the archive's sha256: an object that has it is complete."""
+"""User metadata key (``x-amz-meta-sha256``) holding the repository's content hash (the sha256 of the uncompressed
+tar stream, ``endpointkit.modelrepo`` ``content_sha256``): an object that has it is complete."""
 ENDPOINT_TAG = "endpointkit-endpoint"
 """S3 object tag naming the endpoint an archive was uploaded for (next to ``managed-by=endpointkit``)."""
 
@@ -92,14 +93,14 @@ class ArtifactStore:
             return False
         with tempfile.TemporaryDirectory(prefix="endpointkit-") as folder:
             packaged = package_repository(repository, Path(folder) / "model.tar.gz")
-            if packaged.sha256 != sha256:
+            if packaged.content_sha256 != sha256:
                 logger.warning(
                     "model repository %s changed since it was planned (sha256 %s, now %s); uploading what is there now",
                     repository,
                     sha256[:12],
-                    packaged.sha256[:12],
+                    packaged.content_sha256[:12],
                 )
-            self._upload(packaged.path, url, packaged.sha256, packaged.size, {ENDPOINT_TAG: endpoint})
+            self._upload(packaged.path, url, packaged.content_sha256, packaged.size, {ENDPOINT_TAG: endpoint})
         return True
 
     def _upload(self, path: Path, url: str, sha256: str, size: int, tags: Mapping[str, str]) -> None:
