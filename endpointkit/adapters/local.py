@@ -59,7 +59,7 @@ from endpointkit.adapters.base import (
     Resource,
     ResourceKind,
 )
-from endpointkit.adapters.naming import content_name, expires_at, managed_tags
+from endpointkit.adapters.naming import changed_since_plan, content_name, expires_at, managed_tags
 from endpointkit.errors import AuthError, ConflictError, NotFoundError, ProviderError, SpecError
 from endpointkit.modelrepo import is_remote_repository, load_repository
 from endpointkit.spec import Deployment, LocalTarget, Timeouts
@@ -252,14 +252,15 @@ class LocalAdapter:
         """Copy the model, write the config, or start the servers and block until every one is ready.
 
         Idempotent: an existing model or config is kept; a running endpoint with the same config is adopted (a
-        concurrent apply of the same spec waits for the lock, then finds it); one running another config is
-        moved to this config blue/green; one whose servers died is cleaned up and started again.
+        concurrent apply of the same spec waits for the lock, then finds it); one whose servers died is cleaned
+        up and started again.
 
         Raises:
             ProviderError: a server exited before it was ready (a model failed to load); carries Triton's log
                 lines. Nothing it started is left running.
             ProvisionTimeout: not ready within ``timeouts.create``.
-            ConflictError: another run held the endpoint's lock for all of ``timeouts.create``.
+            ConflictError: another run held the endpoint's lock for all of ``timeouts.create``, or made the
+                endpoint with another config since this run planned (``ChangedSincePlan``: apply again).
         """
         paths = self._paths(deployment.name)
         with endpoint_lock(paths, timeout=deployment.spec.timeouts.create):
@@ -512,8 +513,7 @@ class LocalAdapter:
                     timeout = deployment.spec.timeouts.create
                     self._servers.report(progress, deployment.name, "IN_SERVICE", 0.0, timeout)
                     return
-                self._launch(deployment, paths, config_name, progress, replacing=record)
-                return
+                raise changed_since_plan(deployment.name, record.config, config_name, provider="local")
             self._servers.stop(record.servers)  # a dead endpoint's leftovers
             remove(paths.record)
         self._launch(deployment, paths, config_name, progress, replacing=None)

@@ -10,9 +10,26 @@ from typing import Any
 import orjson
 
 from endpointkit.adapters.base import EXPIRES_AT_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE, SPEC_HASH_TAG
+from endpointkit.errors import ConflictError
 from endpointkit.spec import Deployment
 
-__all__ = ["content_hash", "content_name", "expires_at", "managed_tags"]
+__all__ = ["changed_since_plan", "content_hash", "content_name", "expires_at", "managed_tags"]
+
+
+def changed_since_plan(endpoint: str, running: str, wanted: str, *, provider: str) -> ConflictError:
+    """The error of a create that finds the endpoint made by another run, on another config, since it planned.
+
+    Creating over it would take the endpoint from that run, and a rollback of this one would then delete an
+    endpoint it never made: the create refuses instead, and the provisioner's rollback leaves it alone.
+    """
+    return ConflictError(
+        f"endpoint {endpoint} was created by another run after this one planned, and serves config {running}, "
+        f"not {wanted}: run apply again to update it",
+        provider=provider,
+        operation="create",
+        code="ChangedSincePlan",
+        details={"running_config": running, "wanted_config": wanted},
+    )
 
 
 def content_hash(content: Mapping[str, Any]) -> str:

@@ -16,6 +16,7 @@ import pytest
 import endpointkit as ek
 from endpointkit.adapters.aks import AksAdapter
 from endpointkit.adapters.base import EndpointStatus
+from endpointkit.provisioners import apply_plan
 from endpointkit.spec import Spec
 from tests.fakes.arm import FakeTokenCredential
 from tests.fakes.kube import FakeAzure, aks_spec, azure, repository, tls
@@ -478,3 +479,27 @@ def test_a_shared_cluster_goes_with_its_last_endpoint(azure: FakeAzure, reposito
         assert ek.status(second, adapter=adapter).status is EndpointStatus.IN_SERVICE  # type: ignore[union-attr]
         assert ek.destroy(second, adapter=adapter) is True
         assert azure.arm.clusters == {}
+
+
+def test_a_plan_made_before_another_run_created_the_endpoint_leaves_that_endpoint_alone(
+    azure: FakeAzure, repository: Path
+) -> None:
+    first = spec_on(azure, repository)
+    second = spec_on(
+        azure,
+        repository,
+        variants=[{"name": "primary", "accelerator": "gpu", "instance_count": 2, "cpu": 2, "memory": "4Gi"}],
+    )
+    adapter = adapter_for(azure, second)
+    stale = ek.plan(second, adapter=adapter)  # planned while the endpoint did not exist yet
+    before = ek.apply(first, adapter=adapter_for(azure, first))
+
+    with pytest.raises(ek.ConflictError, match="run apply again") as raised:
+        apply_plan(second.deployment("azure"), adapter, stale)
+
+    assert raised.value.code == "ChangedSincePlan"
+    after = ek.status(first, adapter=adapter)
+    assert after is not None and after.status is EndpointStatus.IN_SERVICE
+    assert after.extra["config"] == before.extra["config"]
+    assert not ek.plan(first, adapter=adapter).has_changes
+    adapter.close()

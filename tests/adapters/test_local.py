@@ -27,6 +27,7 @@ from endpointkit._wait import ProgressEvent
 from endpointkit.adapters._local_state import state_root as resolve_state_root
 from endpointkit.adapters.base import Adapter, Capability, EndpointStatus
 from endpointkit.adapters.local import KEY_HEADER, LocalAdapter
+from endpointkit.provisioners import apply_plan
 from endpointkit.spec import LocalTarget, Spec, spec_from_dict
 from tests.adapters.conftest import FAILURE_REASON, IDENTITY_MODEL, servers_under
 from tests.adapters.contract import AdapterContract
@@ -200,6 +201,26 @@ def test_ttl_added_later_keeps_the_same_server(
     assert again.expires_at is not None and again.spec_hash == with_ttl.deployment("local").spec_hash()
     listed = {endpoint.name: endpoint for endpoint in adapter.list_endpoints()}
     assert listed["retag"].expires_at == again.expires_at
+
+
+def test_a_plan_made_before_another_run_created_the_endpoint_leaves_that_endpoint_alone(
+    deploy: Any, identity_repository: Path, state_root: Path
+) -> None:
+    first = local_spec(identity_repository, state_root, name="raced")
+    second = local_spec(identity_repository, state_root, name="raced", environment={"TEST_REVISION": "2"})
+    adapter = adapter_for(second)
+    stale = ek.plan(second, adapter=adapter)  # planned while the endpoint did not exist yet
+    state, _ = deploy(first)
+
+    with pytest.raises(ek.ConflictError, match="run apply again") as raised:
+        apply_plan(second.deployment("local"), adapter, stale)
+
+    assert raised.value.code == "ChangedSincePlan"
+    after = ek.status(first, adapter=adapter)
+    assert after is not None and after.status is EndpointStatus.IN_SERVICE
+    assert after.extra["servers"][0]["pid"] == state.extra["servers"][0]["pid"]
+    assert not ek.plan(first, adapter=adapter).has_changes
+    adapter.close()  # its health checks keep a connection open, which would hold the server up at teardown
 
 
 def test_api_key_refuses_requests_without_it(

@@ -10,6 +10,7 @@ import pytest
 import endpointkit as ek
 from endpointkit.adapters.base import EXPIRES_AT_TAG, MANAGED_BY_TAG, SPEC_HASH_TAG
 from endpointkit.adapters.sagemaker import SageMakerAdapter
+from endpointkit.provisioners import apply_plan
 from tests.adapters.sagemaker_fixtures import BUCKET, REGION, ROLE_ARN, SageMakerWorld, write_echo_repository
 
 pytest_plugins = ["tests.adapters.sagemaker_fixtures"]
@@ -317,3 +318,32 @@ def test_ttl_change_retags_the_endpoint_without_an_update(sagemaker_world: SageM
 
     assert sagemaker_world.hooks.mutating() == [("sagemaker", "AddTags"), ("sagemaker", "DeleteTags")]
     assert EXPIRES_AT_TAG not in sagemaker_world.tags(state.extra["arn"])
+
+
+def test_a_plan_made_before_another_run_created_the_endpoint_leaves_that_endpoint_alone(
+    sagemaker_world: SageMakerWorld,
+) -> None:
+    first = sagemaker_world.spec()
+    second = sagemaker_world.spec(
+        model={"repository": str(sagemaker_world.repository), "environment": {"V": "2"}}
+    )
+    adapter = sagemaker_world.adapter(second)
+    stale = ek.plan(second, adapter=adapter)  # planned while the endpoint did not exist yet
+    ek.apply(first, adapter=sagemaker_world.adapter(first))
+    running = sagemaker_world.configs()
+    # moto lets CreateEndpoint take a name in use; SageMaker refuses it in these words.
+    arn = sagemaker_world.client("sagemaker").describe_endpoint(EndpointName="echo-endpoint")["EndpointArn"]
+    sagemaker_world.hooks.fail(
+        "sagemaker",
+        "CreateEndpoint",
+        "ValidationException",
+        f'Cannot create already existing endpoint "{arn}".',
+    )
+
+    with pytest.raises(ek.ConflictError, match="run apply again") as raised:
+        apply_plan(second.deployment(), adapter, stale)
+
+    assert raised.value.code == "ChangedSincePlan"
+    assert sagemaker_world.endpoints() == ["echo-endpoint"]
+    assert sagemaker_world.configs() == running  # the second run's config was rolled back, the first's kept
+    assert not ek.plan(first, adapter=sagemaker_world.adapter(first)).has_changes

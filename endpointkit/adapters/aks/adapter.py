@@ -47,6 +47,7 @@ from endpointkit.adapters.base import (
     Resource,
     ResourceKind,
 )
+from endpointkit.adapters.naming import changed_since_plan
 from endpointkit.errors import ConflictError, NotFoundError, ProviderError, UnsupportedCapabilityError
 from endpointkit.spec import AksTarget, Deployment, Timeouts
 
@@ -280,6 +281,10 @@ class AksAdapter:
 
         The cluster is made first when missing and ``create_cluster`` is set. Blocks until the endpoint serves,
         bounded by ``timeouts.create``; pods that cannot run end the wait at once with their reason.
+
+        Raises:
+            ConflictError: another run created the endpoint with another config since this run planned
+                (``ChangedSincePlan``: apply again); it is left as it is.
         """
         plan = self._plan(deployment, resource)
         deadline = time.monotonic() + deployment.spec.timeouts.create
@@ -293,6 +298,14 @@ class AksAdapter:
         elif resource.kind == "endpoint_config":
             kube.apply(stamp(config_map(deployment, plan)))
         else:
+            service = kube.get("Service", render.service_name(deployment.name), self.target.namespace)
+            running = ((service or {}).get("metadata", {}).get("annotations") or {}).get(
+                render.ANNOTATION_CONFIG
+            )
+            if running is not None and running != resource.properties["config"]:
+                raise changed_since_plan(
+                    deployment.name, running, resource.properties["config"], provider="aks"
+                )
             pool = self._infra.ensure_pool(
                 deployment, plan, cluster, deadline=deadline, progress=progress, allow_replace=True
             )

@@ -12,7 +12,7 @@ from typing import Any
 
 from endpointkit._wait import Progress
 from endpointkit.adapters.base import EXPIRES_AT_TAG, DesiredState, Resource
-from endpointkit.adapters.naming import managed_tags
+from endpointkit.adapters.naming import changed_since_plan, managed_tags
 from endpointkit.adapters.sagemaker import _desired
 from endpointkit.adapters.sagemaker._api import SageMakerApi
 from endpointkit.adapters.sagemaker._autoscaling import Autoscaler
@@ -138,9 +138,8 @@ class Rollout:
                 self._api.forget_endpoint(name)
             current = self._api.describe("endpoint", name) if adopted else None
             if current is not None and current.get("EndpointConfigName") != config_name:
-                # Another run created it on an older config: move it to this one.
-                self._api.call(
-                    "update_endpoint", f"endpoint {name}", EndpointName=name, EndpointConfigName=config_name
+                raise changed_since_plan(
+                    name, str(current.get("EndpointConfigName")), config_name, provider="sagemaker"
                 )
             self._waiter.serving(
                 name,
