@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from endpointkit.adapters._http_response import FastResponse
 from endpointkit.adapters.base import RawResponse
 from endpointkit.errors import ProviderError
 
@@ -95,11 +96,11 @@ class _ScatterSendMixin:
 
 
 class _HTTPConnection(_ScatterSendMixin, http.client.HTTPConnection):
-    pass
+    response_class = FastResponse
 
 
 class _HTTPSConnection(_ScatterSendMixin, http.client.HTTPSConnection):
-    pass
+    response_class = FastResponse
 
 
 _Connection = _HTTPConnection | _HTTPSConnection
@@ -336,10 +337,7 @@ class HttpTransport:
     def _read(
         connection: _Connection, response: http.client.HTTPResponse, deadline: float | None
     ) -> RawResponse:
-        headers: dict[str, str] = {}
-        for name, value in response.getheaders():
-            key = name.lower()
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        headers = dict(response.headers.items())  # FastResponse: lower-case names, repeats joined
         expected = response.length
         body: bytes | bytearray
         if expected is None:  # chunked, or delimited by the end of the connection
