@@ -17,6 +17,7 @@ import pytest
 import endpointkit as ek
 from endpointkit.adapters.aks import AksAdapter, render
 from endpointkit.adapters.aks.desired import plan_endpoint
+from endpointkit.adapters.aks.storage import storage_suffix
 from endpointkit.adapters.base import Capability
 from endpointkit.spec import Spec
 from tests.fakes.kube import aks_spec, repository
@@ -409,3 +410,18 @@ def test_the_latest_cluster_autoscaler_event_is_its_verdict() -> None:
     assert (_autoscaler_verdict(triggered) or {}).get("reason") == "TriggeredScaleUp"
     assert (_autoscaler_verdict(refused) or {}).get("reason") == "NotTriggerScaleUp"
     assert _autoscaler_verdict([{"reason": "FailedScheduling"}]) is None
+
+
+@pytest.mark.parametrize(
+    ("arm_endpoint", "suffix"),
+    [
+        ("https://management.azure.com", "core.windows.net"),
+        ("https://management.chinacloudapi.cn/", "core.chinacloudapi.cn"),
+        ("https://management.usgovcloudapi.net", "core.usgovcloudapi.net"),
+        ("https://management.local.azurestack.external", "local.azurestack.external"),
+        ("https://management.Redmond.Contoso.com", "redmond.contoso.com"),
+        ("https://127.0.0.1:8443", "core.windows.net"),
+    ],
+)
+def test_blob_suffix_follows_the_cloud_of_the_arm_endpoint(arm_endpoint: str, suffix: str) -> None:
+    assert storage_suffix(arm_endpoint) == suffix

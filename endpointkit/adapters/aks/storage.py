@@ -51,8 +51,19 @@ ContainerFactory = Callable[[str, str, str], Any]
 
 
 def storage_suffix(arm_endpoint: str) -> str:
-    """The Blob endpoint suffix for the cloud ``arm_endpoint`` belongs to (public Azure when unknown)."""
-    return _SUFFIXES.get(urlsplit(arm_endpoint).hostname or "", "core.windows.net")
+    """The Blob endpoint suffix for the cloud ``arm_endpoint`` belongs to.
+
+    Public Azure and the sovereign clouds have their own table entries. Azure Stack Hub publishes ARM as
+    ``management.<region>.<fqdn>`` and Blob as ``<account>.blob.<region>.<fqdn>`` ("Publish Azure Stack Hub
+    services in your datacenter", learn.microsoft.com/azure-stack/operator/azure-stack-integrate-endpoints),
+    so another ``management.`` host gives the rest of its name; anything else is taken as public Azure.
+    """
+    host = (urlsplit(arm_endpoint).hostname or "").lower()
+    if host in _SUFFIXES:
+        return _SUFFIXES[host]
+    if host.startswith("management.") and host.count(".") >= 2:
+        return host.removeprefix("management.")
+    return "core.windows.net"
 
 
 def default_container_factory(suffix: str = "core.windows.net", **options: Any) -> ContainerFactory:
