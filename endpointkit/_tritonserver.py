@@ -279,7 +279,7 @@ class TritonServerProcess:
         on_progress: Callable[[float], None] | None = None,
         detach: bool = False,
     ) -> TritonServerProcess:
-        """Start tritonserver on free loopback ports and wait until ``/v2/health/ready`` answers 200.
+        """Start tritonserver on free loopback ports and wait until it is ready (:meth:`is_ready`).
 
         Args:
             model_repository: the Triton model repository folder.
@@ -369,7 +369,12 @@ class TritonServerProcess:
         return pid_alive(self.pid)
 
     def is_ready(self, timeout: float = 1.0) -> bool:
-        return _health(self.host, self.http_port, "/v2/health/ready", timeout) == 200
+        """``/v2/health/ready`` answers 200, and so does the SageMaker listener's ``/ping`` when it runs."""
+        if _health(self.host, self.http_port, "/v2/health/ready", timeout) != 200:
+            return False
+        # Triton opens its SageMaker listener after the HTTP one: ready on HTTP alone, /invocations could
+        # still refuse connections for a moment (seen in a test run on this machine).
+        return self.sagemaker_port is None or _health(self.host, self.sagemaker_port, "/ping", timeout) == 200
 
     def wait_ready(self, timeout: float, *, on_progress: Callable[[float], None] | None = None) -> None:
         """Block until ready; fail at once, with Triton's own log lines, when the process exits."""
