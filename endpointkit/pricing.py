@@ -255,8 +255,8 @@ def _sagemaker(deployment: Deployment, target: SageMakerTarget) -> CostEstimate:
 def _aks(deployment: Deployment, target: AksTarget) -> CostEstimate:
     table = price_table("aks")
     pool = target.node_pool
-    items = [_aks_variant(variant, target, table) for variant in deployment.variants]
     price, note = _aks_price(target, table, pool.vm_size)
+    items = [_aks_variant(variant, target, price, note) for variant in deployment.variants]
     details = [f"runs {', '.join(variant.name for variant in deployment.variants)}"]
     if pool.min_count is not None:
         details.append(f"autoscales {pool.min_count}-{pool.max_count} nodes")
@@ -278,8 +278,9 @@ def _aks_price(target: AksTarget, table: PriceTable | None, vm_size: str) -> tup
     return price, "" if price is not None else table.missing_price_note(vm_size)
 
 
-def _aks_variant(variant: Variant, target: AksTarget, table: PriceTable | None) -> CostItem:
-    """The nodes of the pool one variant's replicas occupy (see the module docstring); not in the total."""
+def _aks_variant(variant: Variant, target: AksTarget, price: float | None, price_note: str) -> CostItem:
+    """The nodes of the pool one variant's replicas occupy (see the module docstring), at the pool's VM price
+    (``price``, or None with ``price_note`` saying why); not in the total."""
     pool = target.node_pool
     info = azure_vm_size(pool.vm_size)
     per_replica = variant.devices_per_replica
@@ -293,8 +294,9 @@ def _aks_variant(variant: Variant, target: AksTarget, table: PriceTable | None) 
     else:
         nodes = min(variant.instance_count, pool.count)
         share = f"at most: CPU replicas share node pool {pool.name}'s nodes"
-    price, note = _aks_price(target, table, pool.vm_size)
-    return CostItem(f"variant {variant.name}", pool.vm_size, nodes, price, _join(share, note), in_total=False)
+    return CostItem(
+        f"variant {variant.name}", pool.vm_size, nodes, price, _join(share, price_note), in_total=False
+    )
 
 
 def _join(*parts: str) -> str:

@@ -79,6 +79,12 @@ def _now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
+def _expiry_field(deployment: Deployment, changed: str) -> str | None:
+    """The record's ``expires_at`` for a change made at ``changed``: a ttl counts from the latest change."""
+    expiry = expires_at(deployment, now=datetime.fromisoformat(changed))
+    return expiry.isoformat() if expiry else None
+
+
 class LocalAdapter:
     """Deploys a spec as ``tritonserver`` processes on 127.0.0.1, one per variant.
 
@@ -299,14 +305,13 @@ class LocalAdapter:
 
     def _retag(self, deployment: Deployment, paths: EndpointPaths, record: EndpointRecord) -> None:
         now = _now()
-        expiry = expires_at(deployment, now=datetime.fromisoformat(now))
         write_json(
             paths.record,
             dataclasses.replace(
                 record,
                 spec_hash=deployment.spec_hash(),
                 updated=now,
-                expires_at=expiry.isoformat() if expiry else None,
+                expires_at=_expiry_field(deployment, now),
             ).to_json(),
         )
 
@@ -545,9 +550,6 @@ class LocalAdapter:
         )
         now = _now()
         created = replacing.created if replacing is not None else now
-        expiry = expires_at(
-            deployment, now=datetime.fromisoformat(now)
-        )  # a ttl counts from the latest change
         record = EndpointRecord(
             name=deployment.name,
             target=self.target_name,
@@ -560,7 +562,7 @@ class LocalAdapter:
             spec_hash=deployment.spec_hash(),
             created=created,
             updated=now,
-            expires_at=expiry.isoformat() if expiry else None,
+            expires_at=_expiry_field(deployment, now),
             servers=servers,
         )
         try:

@@ -1,7 +1,8 @@
 """Turning caller data into tensors ready to encode, with client-side validation.
 
-Everything Triton would reject late (or accept wrongly: it wraps 256 into a UINT8 without a word, server
-``src/http_server.cc`` ``ReadDataFromJsonHelper`` FIXME) is refused here, naming the tensor.
+Everything Triton would reject late (or accept wrongly: it wraps 256 into a UINT8 without a word, a range
+check its server source leaves undone in ``src/http_server.cc`` ``ReadDataFromJsonHelper``) is refused here,
+naming the tensor.
 """
 
 from __future__ import annotations

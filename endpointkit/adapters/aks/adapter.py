@@ -299,9 +299,7 @@ class AksAdapter:
             kube.apply(stamp(config_map(deployment, plan)))
         else:
             service = kube.get("Service", render.service_name(deployment.name), self.target.namespace)
-            running = ((service or {}).get("metadata", {}).get("annotations") or {}).get(
-                render.ANNOTATION_CONFIG
-            )
+            running = render.applied_config(service)
             if running is not None and running != resource.properties["config"]:
                 raise changed_since_plan(
                     deployment.name, running, resource.properties["config"], provider="aks"
@@ -418,9 +416,7 @@ class AksAdapter:
         if runs_config(before, plan):
             restamp(deployment, plan, kube, stamp)
             return
-        previous = ((before.service or {}).get("metadata", {}).get("annotations") or {}).get(
-            render.ANNOTATION_CONFIG
-        )
+        previous = render.applied_config(before.service)
         pool = self._infra.ensure_pool(
             deployment, plan, cluster, deadline=deadline, progress=progress, allow_replace=False
         )

@@ -211,15 +211,12 @@ class Infrastructure:
             return None
         self.check_region(deployment, cluster)
         pool = self.arm.pool(request.name)
-        replace = (
-            None
-            if pool is None
-            else self.pool_verdict(deployment, request, pool, allow_replace=allow_replace)
-        )
-        if pool is not None and replace is not None:
-            logger.warning("replacing node pool %s: %s", pool.name, replace)
-            self.arm.delete_pool(pool.name, timeout=_remaining(deadline), progress=progress)
-            pool = None
+        if pool is not None:
+            replace = self.pool_verdict(deployment, request, pool, allow_replace=allow_replace)
+            if replace is not None:
+                logger.warning("replacing node pool %s: %s", pool.name, replace)
+                self.arm.delete_pool(pool.name, timeout=_remaining(deadline), progress=progress)
+                pool = None
         if pool is None:
             return self.arm.put_pool(
                 request, tags=plan.infra_tags, timeout=_remaining(deadline), progress=progress

@@ -39,6 +39,7 @@ __all__ = [
     "TRITON_IMAGE",
     "VariantRender",
     "EndpointRender",
+    "applied_config",
     "config_map",
     "deployment",
     "device_plugin",
@@ -424,6 +425,11 @@ def parse_expiry_label(value: str | None) -> datetime | None:
         return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
     except ValueError:
         return None
+
+
+def applied_config(obj: Mapping[str, Any] | None) -> str | None:
+    """The endpoint config an object was applied from (its ``ANNOTATION_CONFIG``); None for no object."""
+    return ((obj or {}).get("metadata", {}).get("annotations") or {}).get(ANNOTATION_CONFIG)
 
 
 def volatile_labels(spec_hash: str, expiry: datetime | None) -> dict[str, str]:

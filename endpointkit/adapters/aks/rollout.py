@@ -51,9 +51,8 @@ def runs_config(before: Observation, plan: EndpointPlan) -> bool:
     """Whether the endpoint's Service and exactly its wanted Deployments are already on ``plan``'s config."""
     config = plan.desired.config.name
     wanted = {obj["metadata"]["name"] for obj in plan.objects if obj["kind"] == "Deployment"}
-    annotations = (before.service or {}).get("metadata", {}).get("annotations") or {}
     return (
-        annotations.get(render.ANNOTATION_CONFIG) == config
+        render.applied_config(before.service) == config
         and {d.name for d in before.deployments} == wanted
         and all(d.annotations.get(render.ANNOTATION_CONFIG) == config for d in before.deployments)
     )

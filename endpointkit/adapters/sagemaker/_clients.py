@@ -62,23 +62,15 @@ def make_client_factory(
         session: a ``boto3.session.Session`` to take credentials and settings from.
         read_timeout: socket read timeout in seconds (default 70).
     """
-    if session is not None:
-        given = session
 
-        def from_given(service: str) -> Any:
-            return given.client(
-                service, region_name=region, config=client_config(service, read_timeout=read_timeout)
-            )
-
-        return from_given
-
-    def from_shared(service: str) -> Any:
+    def factory(service: str) -> Any:
+        config = client_config(service, read_timeout=read_timeout)
+        if session is not None:
+            return session.client(service, region_name=region, config=config)
         with _sessions_lock:
-            return _shared_session().client(
-                service, region_name=region, config=client_config(service, read_timeout=read_timeout)
-            )
+            return _shared_session().client(service, region_name=region, config=config)
 
-    return from_shared
+    return factory
 
 
 _SESSIONS_KEPT = 4
