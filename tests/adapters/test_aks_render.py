@@ -15,9 +15,9 @@ import kubernetes_validate
 import pytest
 
 import endpointkit as ek
-from endpointkit.adapters.aks import AksAdapter, render
-from endpointkit.adapters.aks.desired import plan_endpoint
-from endpointkit.adapters.aks.storage import storage_suffix
+from endpointkit.adapters.aks import AksAdapter, _render
+from endpointkit.adapters.aks._desired import plan_endpoint
+from endpointkit.adapters.aks._storage import storage_suffix
 from endpointkit.adapters.base import Capability
 from endpointkit.spec import Spec
 from tests.fakes.kube import aks_spec, repository
@@ -45,9 +45,11 @@ def offline_adapter(spec: Spec) -> AksAdapter:
 
 def all_objects(spec: Spec) -> list[dict[str, Any]]:
     plan = plan_endpoint(spec.deployment("azure"))
-    objects = [render.stamp(o, labels={"endpointkit-spec-hash": "abc"}, annotations={}) for o in plan.objects]
+    objects = [
+        _render.stamp(o, labels={"endpointkit-spec-hash": "abc"}, annotations={}) for o in plan.objects
+    ]
     objects += [
-        render.model_secret(
+        _render.model_secret(
             plan.desired.model.name,
             "default",
             endpoint="vision",
@@ -55,8 +57,8 @@ def all_objects(spec: Spec) -> list[dict[str, Any]]:
             account="a",
             key="k",
         ),
-        render.key_secret(plan.key_secret, "default", endpoint="vision", key="secret"),
-        render.config_map(
+        _render.key_secret(plan.key_secret, "default", endpoint="vision", key="secret"),
+        _render.config_map(
             plan.desired.config.name,
             "default",
             endpoint="vision",
@@ -64,8 +66,8 @@ def all_objects(spec: Spec) -> list[dict[str, Any]]:
             objects=json.dumps(list(plan.objects)),
             summary="{}",
         ),
-        render.device_plugin("gpu"),
-        render.namespace("inference"),
+        _render.device_plugin("gpu"),
+        _render.namespace("inference"),
     ]
     return objects
 
@@ -111,7 +113,7 @@ def test_gpu_deployment_runs_triton_on_the_pool(repository: Path) -> None:
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert deployment["spec"]["replicas"] == 2
-    assert container["image"] == f"nvcr.io/nvidia/tritonserver:{render.DEFAULT_TRITON_TAG}-py3"
+    assert container["image"] == f"nvcr.io/nvidia/tritonserver:{_render.DEFAULT_TRITON_TAG}-py3"
     assert container["resources"] == {
         "requests": {"cpu": "2", "memory": "4Gi"},
         "limits": {"memory": "4Gi", "nvidia.com/gpu": 1},
@@ -215,8 +217,8 @@ def test_expiry_label_is_label_safe() -> None:
     from datetime import datetime, timezone
 
     moment = datetime(2026, 1, 31, 23, 59, 59, tzinfo=timezone.utc)
-    assert render.expiry_label(moment) == "20260131T235959Z"
-    assert render.parse_expiry_label("20260131T235959Z") == moment
+    assert _render.expiry_label(moment) == "20260131T235959Z"
+    assert _render.parse_expiry_label("20260131T235959Z") == moment
 
 
 # ----------------------------------------------------------------------------------------- plan-time rules
@@ -375,7 +377,7 @@ def kube_error(status: int, reason: str, message: str) -> Exception:
 def test_kubernetes_errors_map_onto_the_tree(
     status: int, reason: str, message: str, expected: type[ek.ProviderError], retryable: bool
 ) -> None:
-    from endpointkit.adapters.aks.errors import translate
+    from endpointkit.adapters.aks._errors import translate
 
     mapped = translate(kube_error(status, reason, message), provider="kubernetes", operation="apply")
     assert type(mapped) is expected and mapped.retryable is retryable  # type: ignore[union-attr]
@@ -386,7 +388,7 @@ def test_kubernetes_errors_map_onto_the_tree(
 def test_operation_not_allowed_for_quota_is_a_quota_error() -> None:
     from azure.core.exceptions import HttpResponseError
 
-    from endpointkit.adapters.aks.errors import translate
+    from endpointkit.adapters.aks._errors import translate
 
     error = HttpResponseError(message="Preflight validation failed")
     error.status_code = 400
@@ -403,7 +405,7 @@ def test_operation_not_allowed_for_quota_is_a_quota_error() -> None:
 
 
 def test_the_latest_cluster_autoscaler_event_is_its_verdict() -> None:
-    from endpointkit.adapters.aks.kube import _autoscaler_verdict
+    from endpointkit.adapters.aks._kube import _autoscaler_verdict
 
     triggered = [{"reason": "FailedScheduling"}, {"reason": "TriggeredScaleUp"}]
     refused = [*triggered, {"reason": "NotTriggerScaleUp"}]

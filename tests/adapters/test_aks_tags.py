@@ -17,7 +17,7 @@ import yaml
 
 import endpointkit as ek
 from endpointkit import adapters
-from endpointkit.adapters.aks import render
+from endpointkit.adapters.aks import _render
 from endpointkit.adapters.base import EXPIRES_AT_TAG, SPEC_HASH_TAG
 from endpointkit.cli import main
 from tests.fakes.kube import FakeAzure, aks_spec, azure, repository, tls
@@ -70,7 +70,7 @@ def test_adding_a_ttl_restamps_the_labels_without_a_rollout(azure: FakeAzure, re
             ("Secret", "vision-api-key"),
         ):
             assert labels(azure, kind, name)[SPEC_HASH_TAG] == state.spec_hash, kind
-            assert render.parse_expiry_label(labels(azure, kind, name)[EXPIRES_AT_TAG]) == state.expires_at
+            assert _render.parse_expiry_label(labels(azure, kind, name)[EXPIRES_AT_TAG]) == state.expires_at
         assert pods(azure) == running  # same pods (uids): nothing restarted
         assert azure.kube.get("Deployment", "vision-primary")["metadata"]["generation"] == generation  # type: ignore[index]
         assert len(azure.arm.writes) == arm_writes and len(azure.kube.calls("DELETE")) == deletes
@@ -98,7 +98,7 @@ def test_cli_reap_dry_run_lists_expired_endpoints_and_writes_nothing(
     past = datetime.now(timezone.utc) - timedelta(minutes=5)
     with azure.kube.lock:
         service = azure.kube.objects[("Service", "default", "vision")]
-        service["metadata"]["labels"][EXPIRES_AT_TAG] = render.expiry_label(past)
+        service["metadata"]["labels"][EXPIRES_AT_TAG] = _render.expiry_label(past)
     path = tmp_path / "endpoint.yaml"
     path.write_text(yaml.safe_dump(kept.model_dump(mode="json", by_alias=True, exclude_none=True)))
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import endpointkit as ek
-from endpointkit.adapters.aks.storage import default_container_factory
-from endpointkit.adapters.aks.tls import azure_verify_options
+from endpointkit.adapters.aks._storage import default_container_factory
+from endpointkit.adapters.aks._tls import azure_verify_options
 from endpointkit.adapters.base import EndpointStatus
 from tests.fakes.kube import FakeAzure, aks_spec, azure, repository, tls
 

@@ -24,9 +24,9 @@ import pytest
 
 import endpointkit as ek
 from endpointkit._wait import ProgressEvent
-from endpointkit.adapters._local_state import state_root as resolve_state_root
 from endpointkit.adapters.base import Adapter, Capability, EndpointStatus
 from endpointkit.adapters.local import KEY_HEADER, LocalAdapter
+from endpointkit.adapters.local._state import state_root as resolve_state_root
 from endpointkit.provisioners import apply_plan
 from endpointkit.spec import LocalTarget, Spec, spec_from_dict
 from tests.adapters.conftest import FAILURE_REASON, IDENTITY_MODEL, servers_under

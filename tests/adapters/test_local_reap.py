@@ -22,17 +22,17 @@ from typing import Any
 import pytest
 
 import endpointkit as ek
-from endpointkit._tritonserver import pid_alive
 from endpointkit.adapters import adapter_for_state
-from endpointkit.adapters._local_state import (
+from endpointkit.adapters.base import EndpointState, EndpointStatus, ReapableAdapter
+from endpointkit.adapters.local import LocalAdapter
+from endpointkit.adapters.local._state import (
     EndpointPaths,
     EndpointRecord,
     ServerRecord,
     read_json,
     write_json,
 )
-from endpointkit.adapters.base import EndpointState, EndpointStatus, ReapableAdapter
-from endpointkit.adapters.local import LocalAdapter
+from endpointkit.adapters.local._tritonserver import pid_alive
 from endpointkit.cli import main
 from endpointkit.errors import ConflictError, ProviderError
 from endpointkit.provisioners.reap import reap

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 import endpointkit as ek
-from endpointkit.adapters._sagemaker_images import LEGACY_ACCOUNTS, triton_image
 from endpointkit.adapters.base import EXPIRES_AT_TAG, Capability
 from endpointkit.adapters.sagemaker import SageMakerAdapter, hosting_instance_types, nearest_instance_types
+from endpointkit.adapters.sagemaker._images import LEGACY_ACCOUNTS, triton_image
 from endpointkit.spec import Spec, spec_from_dict
 from tests.adapters.sagemaker_fixtures import write_echo_repository
 

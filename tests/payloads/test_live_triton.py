@@ -87,7 +87,7 @@ class Triton:
 @pytest.fixture(scope="module")
 def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Triton]:
     try:
-        from endpointkit._tritonserver import TritonServerProcess, find_tritonserver
+        from endpointkit.adapters.local._tritonserver import TritonServerProcess, find_tritonserver
 
         find_tritonserver()
     except (ImportError, MissingDependencyError) as exc:

@@ -27,8 +27,8 @@ azure-mgmt-containerservice, azure-identity, azure-storage-blob and kubernetes a
 
 from __future__ import annotations
 
-from endpointkit.adapters.aks.adapter import AksAdapter
-from endpointkit.adapters.aks.errors import PollPolicy, RetryPolicy
-from endpointkit.adapters.aks.render import API_KEY_HEADER, DEFAULT_TRITON_TAG
+from endpointkit.adapters.aks._adapter import AksAdapter
+from endpointkit.adapters.aks._errors import PollPolicy, RetryPolicy
+from endpointkit.adapters.aks._render import API_KEY_HEADER, DEFAULT_TRITON_TAG
 
 __all__ = ["API_KEY_HEADER", "DEFAULT_TRITON_TAG", "AksAdapter", "PollPolicy", "RetryPolicy"]

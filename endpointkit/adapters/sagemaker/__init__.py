@@ -3,7 +3,7 @@
 A spec becomes three SageMaker resources, each named ``NAME-HASH8`` after its content (the endpoint keeps the
 spec's name) and tagged ``managed-by=endpointkit``:
 
-* Model: AWS's ``sagemaker-tritonserver`` image (vendored region table, ``_sagemaker_images.py``) or
+* Model: AWS's ``sagemaker-tritonserver`` image (vendored region table, ``_images.py``) or
   ``model.image``, the repository packaged deterministically and uploaded once to
   ``s3://BUCKET/PREFIX/NAME-HASH/model.tar.gz``, and ``SAGEMAKER_TRITON_DEFAULT_MODEL_NAME``.
 * EndpointConfig: one production variant per spec variant (or serverless / async settings).
@@ -17,10 +17,10 @@ missing one raises MissingDependencyError naming ``pip install 'endpointkit[sage
 
 from __future__ import annotations
 
-from endpointkit.adapters._sagemaker_images import DEFAULT_TRITON_TAG, triton_image
 from endpointkit.adapters.sagemaker._adapter import SageMakerAdapter
 from endpointkit.adapters.sagemaker._clients import ClientFactory, client_config, make_client_factory
 from endpointkit.adapters.sagemaker._desired import hosting_instance_types, nearest_instance_types
+from endpointkit.adapters.sagemaker._images import DEFAULT_TRITON_TAG, triton_image
 from endpointkit.adapters.sagemaker._state import STATUS_MAP
 
 __all__ = [

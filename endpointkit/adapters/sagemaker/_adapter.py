@@ -8,7 +8,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from endpointkit._wait import Progress
-from endpointkit.adapters._sagemaker_images import DEFAULT_TRITON_TAG
 from endpointkit.adapters.base import (
     Adapter,
     Capability,
@@ -27,6 +26,7 @@ from endpointkit.adapters.sagemaker._artifacts import ArtifactStore
 from endpointkit.adapters.sagemaker._autoscaling import Autoscaler
 from endpointkit.adapters.sagemaker._clients import ClientFactory, make_client_factory
 from endpointkit.adapters.sagemaker._errors import Caller
+from endpointkit.adapters.sagemaker._images import DEFAULT_TRITON_TAG
 from endpointkit.adapters.sagemaker._invoke import invoke_endpoint
 from endpointkit.adapters.sagemaker._reap import Reaper
 from endpointkit.adapters.sagemaker._rollout import FALLBACK_TAG, Rollout

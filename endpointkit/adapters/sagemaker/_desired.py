@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from endpointkit._lazy import require
-from endpointkit.adapters._sagemaker_images import DEFAULT_TRITON_TAG, UnknownRegionError, triton_image
 from endpointkit.adapters.base import Capability
 from endpointkit.adapters.naming import content_name
+from endpointkit.adapters.sagemaker._images import DEFAULT_TRITON_TAG, UnknownRegionError, triton_image
 from endpointkit.catalog import sagemaker_instance
 from endpointkit.errors import SpecError
 from endpointkit.spec import Deployment, SageMakerTarget, Variant

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from endpointkit.adapters.aks import render
-from endpointkit.adapters.aks.arm import ClusterInfo
-from endpointkit.adapters.aks.kube import Observation
+from endpointkit.adapters.aks import _render
+from endpointkit.adapters.aks._arm import ClusterInfo
+from endpointkit.adapters.aks._kube import Observation
 from endpointkit.adapters.base import (
     EXPIRES_AT_TAG,
     SPEC_HASH_TAG,
@@ -75,10 +75,10 @@ def endpoint_state(
         "cluster": target.cluster,
         "namespace": target.namespace,
         "arm_endpoint": target.arm_endpoint,
-        "service": render.service_name(name),
-        "config": annotations.get(render.ANNOTATION_CONFIG),
-        "default_model": first.get(render.ANNOTATION_DEFAULT_MODEL),
-        "api_key_secret": annotations.get(render.ANNOTATION_API_KEY),
+        "service": _render.service_name(name),
+        "config": annotations.get(_render.ANNOTATION_CONFIG),
+        "default_model": first.get(_render.ANNOTATION_DEFAULT_MODEL),
+        "api_key_secret": annotations.get(_render.ANNOTATION_API_KEY),
         "address": observation.address,
     }
     return EndpointState(
@@ -86,11 +86,11 @@ def endpoint_state(
         target_name,
         KIND,
         status,
-        url=f"http://{observation.address}:{render.HTTP_PORT}" if observation.address else None,
+        url=f"http://{observation.address}:{_render.HTTP_PORT}" if observation.address else None,
         variants=variants,
         reason=reason,
         spec_hash=labels.get(SPEC_HASH_TAG),
         region=cluster.location,
-        expires_at=render.parse_expiry_label(labels.get(EXPIRES_AT_TAG)),
+        expires_at=_render.parse_expiry_label(labels.get(EXPIRES_AT_TAG)),
         extra=extra,
     )

@@ -8,9 +8,9 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from endpointkit.adapters.aks import render
-from endpointkit.adapters.aks.desired import EndpointPlan, config_objects
-from endpointkit.adapters.aks.kube import KubeClient, Observation
+from endpointkit.adapters.aks import _render
+from endpointkit.adapters.aks._desired import EndpointPlan, config_objects
+from endpointkit.adapters.aks._kube import KubeClient, Observation
 from endpointkit.adapters.base import EXPIRES_AT_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE, SPEC_HASH_TAG
 from endpointkit.adapters.naming import expires_at
 from endpointkit.errors import ProviderError
@@ -23,21 +23,21 @@ Stamp = Callable[[dict[str, Any]], dict[str, Any]]
 
 def stamper(deployment: Deployment, plan: EndpointPlan) -> Stamp:
     """Adds what changes per apply: spec hash and expiry labels; config and key-Secret annotations."""
-    labels = render.volatile_labels(deployment.spec_hash(), expires_at(deployment))
-    annotations = {render.ANNOTATION_CONFIG: plan.desired.config.name}
+    labels = _render.volatile_labels(deployment.spec_hash(), expires_at(deployment))
+    annotations = {_render.ANNOTATION_CONFIG: plan.desired.config.name}
     if plan.render.api_key_secret is not None:
-        annotations[render.ANNOTATION_API_KEY] = plan.render.api_key_secret
+        annotations[_render.ANNOTATION_API_KEY] = plan.render.api_key_secret
 
     def stamp(obj: dict[str, Any]) -> dict[str, Any]:
         extra = annotations if obj["kind"] in ("Service", "Deployment") else {}
-        return render.stamp(obj, labels=labels, annotations=extra)
+        return _render.stamp(obj, labels=labels, annotations=extra)
 
     return stamp
 
 
 def config_map(deployment: Deployment, plan: EndpointPlan) -> dict[str, Any]:
     """The endpoint config's ConfigMap: the rendered objects and the summary ``read`` reports."""
-    return render.config_map(
+    return _render.config_map(
         plan.desired.config.name,
         plan.render.namespace,
         endpoint=deployment.name,
@@ -52,9 +52,9 @@ def runs_config(before: Observation, plan: EndpointPlan) -> bool:
     config = plan.desired.config.name
     wanted = {obj["metadata"]["name"] for obj in plan.objects if obj["kind"] == "Deployment"}
     return (
-        render.applied_config(before.service) == config
+        _render.applied_config(before.service) == config
         and {d.name for d in before.deployments} == wanted
-        and all(d.annotations.get(render.ANNOTATION_CONFIG) == config for d in before.deployments)
+        and all(d.annotations.get(_render.ANNOTATION_CONFIG) == config for d in before.deployments)
     )
 
 
@@ -95,7 +95,7 @@ def ensure_key(plan: EndpointPlan, kube: KubeClient, namespace: str, stamp: Stam
     if plan.render.api_key_secret is None or kube.get("Secret", plan.key_secret, namespace):
         return
     key = secrets.token_urlsafe(32)
-    kube.apply(stamp(render.key_secret(plan.key_secret, namespace, endpoint=plan.render.endpoint, key=key)))
+    kube.apply(stamp(_render.key_secret(plan.key_secret, namespace, endpoint=plan.render.endpoint, key=key)))
 
 
 def restore(
@@ -115,8 +115,8 @@ def restore(
         volatile = {k: v for k, v in labels.items() if k in (SPEC_HASH_TAG, EXPIRES_AT_TAG)}
         old = [o for o in config_objects(found.get("data") or {}) if o.get("kind") == "Deployment"]
         for obj in old:
-            annotations = {render.ANNOTATION_CONFIG: config_name}
-            kube.apply(render.stamp(obj, labels=volatile, annotations=annotations))
+            annotations = {_render.ANNOTATION_CONFIG: config_name}
+            kube.apply(_render.stamp(obj, labels=volatile, annotations=annotations))
         for name in applied - {o["metadata"]["name"] for o in old}:
             kube.delete("Deployment", name, namespace)
     except ProviderError:

@@ -16,15 +16,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from endpointkit._tritonserver import TritonBinary, TritonServerProcess, find_tritonserver
 from endpointkit._wait import Progress, ProgressEvent
-from endpointkit.adapters._local_state import (
+from endpointkit.adapters.local._state import (
     EndpointPaths,
     ServerRecord,
     process_start_ticks,
     remove,
     server_alive,
 )
+from endpointkit.adapters.local._tritonserver import TritonBinary, TritonServerProcess, find_tritonserver
 from endpointkit.errors import ProviderError, ProvisionTimeout
 
 __all__ = ["Launcher", "ServerSupervisor", "gpu_available"]

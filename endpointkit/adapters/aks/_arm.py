@@ -1,7 +1,7 @@
 """Azure Resource Manager calls for AKS: the cluster, the accelerator node pool, kubeconfig and storage keys.
 
 Uses azure-mgmt-containerservice (imported lazily). Its pipeline retries are switched off (``retry_total=0``)
-so that :func:`~endpointkit.adapters.aks.errors.with_retries` is the one bounded retry policy; long-running
+so that :func:`~endpointkit.adapters.aks._errors.with_retries` is the one bounded retry policy; long-running
 operations (``begin_*`` pollers) are waited on with :func:`endpointkit._wait.wait_for`, bounded by the spec's
 timeouts and reporting progress. Sovereign clouds: ``arm_endpoint`` becomes ``base_url`` and the token scope.
 """
@@ -17,8 +17,8 @@ import yaml
 
 from endpointkit._lazy import require
 from endpointkit._wait import Progress, wait_for
-from endpointkit.adapters.aks.errors import PollPolicy, RetryPolicy, _map_errors, with_retries
-from endpointkit.adapters.aks.tls import azure_verify_options
+from endpointkit.adapters.aks._errors import PollPolicy, RetryPolicy, _map_errors, with_retries
+from endpointkit.adapters.aks._tls import azure_verify_options
 from endpointkit.errors import NotFoundError
 from endpointkit.spec import AksTarget
 

@@ -32,6 +32,7 @@ __all__ = [
     "free_port",
     "log_tail",
     "pid_alive",
+    "running_tritonserver",
     "stop_pid",
 ]
 

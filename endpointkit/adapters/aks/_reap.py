@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from endpointkit.adapters.aks import render
-from endpointkit.adapters.aks.kube import KubeClient
+from endpointkit.adapters.aks import _render
+from endpointkit.adapters.aks._kube import KubeClient
 from endpointkit.adapters.base import (
     EXPIRES_AT_TAG,
     MANAGED_BY_TAG,
@@ -23,10 +23,10 @@ _MANAGED = f"{MANAGED_BY_TAG}={MANAGED_BY_VALUE}"
 def list_managed(kube: KubeClient, target_name: str, target: AksTarget, region: str) -> list[EndpointState]:
     """Every endpointkit endpoint on the cluster (any namespace), from its Service: one list call."""
     states = []
-    for service in kube.list("Service", None, label_selector=f"{_MANAGED},{render.LABEL_ROLE}=endpoint"):
+    for service in kube.list("Service", None, label_selector=f"{_MANAGED},{_render.LABEL_ROLE}=endpoint"):
         metadata = service["metadata"]
         labels = metadata.get("labels") or {}
-        name = labels.get(render.LABEL_ENDPOINT)
+        name = labels.get(_render.LABEL_ENDPOINT)
         if not name:
             continue
         ingress = (service.get("status", {}).get("loadBalancer") or {}).get("ingress") or []
@@ -37,10 +37,10 @@ def list_managed(kube: KubeClient, target_name: str, target: AksTarget, region: 
                 target_name,
                 "aks",
                 EndpointStatus.IN_SERVICE if address else EndpointStatus.CREATING,
-                url=f"http://{address}:{render.HTTP_PORT}" if address else None,
+                url=f"http://{address}:{_render.HTTP_PORT}" if address else None,
                 spec_hash=labels.get(SPEC_HASH_TAG),
                 region=region,
-                expires_at=render.parse_expiry_label(labels.get(EXPIRES_AT_TAG)),
+                expires_at=_render.parse_expiry_label(labels.get(EXPIRES_AT_TAG)),
                 extra={
                     "subscription_id": target.subscription_id,
                     "resource_group": target.resource_group,
@@ -59,24 +59,24 @@ def remove_endpoint(kube: KubeClient, namespace: str, name: str) -> set[str]:
 
     Idempotent. Refuses (ConflictError) a Service of that name that endpointkit does not manage.
     """
-    service = kube.get("Service", render.service_name(name), namespace)
+    service = kube.get("Service", _render.service_name(name), namespace)
     if (
         service is not None
         and (service["metadata"].get("labels") or {}).get(MANAGED_BY_TAG) != MANAGED_BY_VALUE
     ):
         raise ConflictError(
-            f"Service {render.service_name(name)} in namespace {namespace} is not managed by endpointkit: "
+            f"Service {_render.service_name(name)} in namespace {namespace} is not managed by endpointkit: "
             "leaving it",
             provider="kubernetes",
             operation=f"destroy endpoint {name}",
         )
-    selector = f"{_MANAGED},{render.LABEL_ENDPOINT}={name}"
+    selector = f"{_MANAGED},{_render.LABEL_ENDPOINT}={name}"
     pools: set[str] = set()
-    kube.delete("Service", render.service_name(name), namespace)
+    kube.delete("Service", _render.service_name(name), namespace)
     for kind in ("Deployment", "ConfigMap", "Secret"):
         for item in kube.list(kind, namespace, label_selector=selector):
             labels = item["metadata"].get("labels") or {}
-            if render.LABEL_POOL in labels:
-                pools.add(str(labels[render.LABEL_POOL]))
+            if _render.LABEL_POOL in labels:
+                pools.add(str(labels[_render.LABEL_POOL]))
             kube.delete(kind, item["metadata"]["name"], namespace)
     return pools

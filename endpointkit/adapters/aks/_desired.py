@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from endpointkit.adapters.aks import render
-from endpointkit.adapters.aks.arm import PoolRequest
-from endpointkit.adapters.aks.rules import accelerators_per_replica, pool_capacity
+from endpointkit.adapters.aks import _render
+from endpointkit.adapters.aks._arm import PoolRequest
+from endpointkit.adapters.aks._rules import accelerators_per_replica, pool_capacity
 from endpointkit.adapters.base import MANAGED_BY_TAG, MANAGED_BY_VALUE, DesiredState, Resource
 from endpointkit.adapters.naming import content_name, managed_tags
 from endpointkit.modelrepo import load_repository
@@ -49,7 +49,7 @@ class EndpointPlan:
     """Everything create/update/delete need, derived from the spec alone."""
 
     desired: DesiredState
-    render: render.EndpointRender
+    render: _render.EndpointRender
     objects: tuple[dict[str, Any], ...]
     local_repository: Path | None
     content_digest: str | None
@@ -101,7 +101,7 @@ def plan_endpoint(deployment: Deployment) -> EndpointPlan:
     capacity = pool_capacity(target)
     needed = sum(accelerators_per_replica(v) * v.instance_count for v in deployment.variants)
     variants = tuple(
-        render.VariantRender(
+        _render.VariantRender(
             name=v.name,
             replicas=v.instance_count,
             weight=v.weight,
@@ -117,10 +117,10 @@ def plan_endpoint(deployment: Deployment) -> EndpointPlan:
     resource = (
         GPU_RESOURCE if accelerator == "gpu" else target.fpga.resource_name if accelerator == "fpga" else None
     )
-    endpoint_render = render.EndpointRender(
+    endpoint_render = _render.EndpointRender(
         endpoint=name,
         namespace=target.namespace,
-        image=render.triton_image(spec.model.image),
+        image=_render.triton_image(spec.model.image),
         repository_uri=uri,
         storage_account=account,
         storage_key_secret=target.storage_secret or model.name,
@@ -134,7 +134,7 @@ def plan_endpoint(deployment: Deployment) -> EndpointPlan:
         startup_seconds=spec.timeouts.create,
         user_annotations={"endpointkit-tags": json.dumps(spec.tags, sort_keys=True)} if spec.tags else {},
     )
-    objects = (*(render.deployment(endpoint_render, v) for v in variants), render.service(endpoint_render))
+    objects = (*(_render.deployment(endpoint_render, v) for v in variants), _render.service(endpoint_render))
     pool_summary = (
         None
         if pool is None
@@ -175,7 +175,7 @@ def plan_endpoint(deployment: Deployment) -> EndpointPlan:
             "cluster": target.cluster,
             "resource_group": target.resource_group,
             "namespace": target.namespace,
-            "service": render.service_name(name),
+            "service": _render.service_name(name),
             "node_pool": pool_summary,
         },
     )

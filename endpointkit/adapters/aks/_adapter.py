@@ -11,14 +11,14 @@ from urllib.parse import quote
 
 from endpointkit._wait import Progress, wait_for
 from endpointkit.adapters._http import HttpTransport, Origin
-from endpointkit.adapters.aks import render
-from endpointkit.adapters.aks.arm import ArmClient, ClientFactory, ClusterInfo, default_credential
-from endpointkit.adapters.aks.desired import EndpointPlan, plan_endpoint
-from endpointkit.adapters.aks.errors import PollPolicy, RetryPolicy
-from endpointkit.adapters.aks.infra import Infrastructure, pool_request_for
-from endpointkit.adapters.aks.kube import KubeClient, KubeFactory, Observation, ScaleUpGrace, observe
-from endpointkit.adapters.aks.reaping import list_managed, remove_endpoint
-from endpointkit.adapters.aks.rollout import (
+from endpointkit.adapters.aks import _render
+from endpointkit.adapters.aks._arm import ArmClient, ClientFactory, ClusterInfo, default_credential
+from endpointkit.adapters.aks._desired import EndpointPlan, plan_endpoint
+from endpointkit.adapters.aks._errors import PollPolicy, RetryPolicy
+from endpointkit.adapters.aks._infra import Infrastructure, pool_request_for
+from endpointkit.adapters.aks._kube import KubeClient, KubeFactory, Observation, ScaleUpGrace, observe
+from endpointkit.adapters.aks._reap import list_managed, remove_endpoint
+from endpointkit.adapters.aks._rollout import (
     Stamp,
     config_map,
     ensure_key,
@@ -27,9 +27,9 @@ from endpointkit.adapters.aks.rollout import (
     runs_config,
     stamper,
 )
-from endpointkit.adapters.aks.rules import check_spec, limitations
-from endpointkit.adapters.aks.state import cluster_state, endpoint_state
-from endpointkit.adapters.aks.storage import (
+from endpointkit.adapters.aks._rules import check_spec, limitations
+from endpointkit.adapters.aks._state import cluster_state, endpoint_state
+from endpointkit.adapters.aks._storage import (
     CONTAINER,
     ContainerFactory,
     default_container_factory,
@@ -269,7 +269,7 @@ class AksAdapter:
             kube,
             namespace=self.target.namespace,
             endpoint=name,
-            service=render.service_name(name),
+            service=_render.service_name(name),
             autoscaling=pool is not None and pool.autoscale,
             log_lines=self._log_lines,
             grace=grace,
@@ -291,15 +291,15 @@ class AksAdapter:
         cluster = self._infra.ensure_cluster(deployment, plan, deadline=deadline, progress=progress)
         kube = self._kube_client()
         if self.target.namespace != "default":
-            kube.apply(render.namespace(self.target.namespace))
+            kube.apply(_render.namespace(self.target.namespace))
         stamp = stamper(deployment, plan)
         if resource.kind == "model":
             self._create_model(plan, kube, stamp, progress)
         elif resource.kind == "endpoint_config":
             kube.apply(stamp(config_map(deployment, plan)))
         else:
-            service = kube.get("Service", render.service_name(deployment.name), self.target.namespace)
-            running = render.applied_config(service)
+            service = kube.get("Service", _render.service_name(deployment.name), self.target.namespace)
+            running = _render.applied_config(service)
             if running is not None and running != resource.properties["config"]:
                 raise changed_since_plan(
                     deployment.name, running, resource.properties["config"], provider="aks"
@@ -337,7 +337,7 @@ class AksAdapter:
                 key = None  # Triton reads with the user's Secret; endpointkit keeps no copy
         kube.apply(
             stamp(
-                render.model_secret(
+                _render.model_secret(
                     plan.desired.model.name,
                     self.target.namespace,
                     endpoint=plan.render.endpoint,
@@ -416,7 +416,7 @@ class AksAdapter:
         if runs_config(before, plan):
             restamp(deployment, plan, kube, stamp)
             return
-        previous = render.applied_config(before.service)
+        previous = _render.applied_config(before.service)
         pool = self._infra.ensure_pool(
             deployment, plan, cluster, deadline=deadline, progress=progress, allow_replace=False
         )
@@ -470,8 +470,8 @@ class AksAdapter:
             self._infra.release(pool.name if pool else None, timeout=timeout, progress=progress)
             return
         if kind == "endpoint":
-            kube.delete("Service", render.service_name(name), namespace)
-            selector = f"{MANAGED_BY_TAG}={MANAGED_BY_VALUE},{render.LABEL_ENDPOINT}={name}"
+            kube.delete("Service", _render.service_name(name), namespace)
+            selector = f"{MANAGED_BY_TAG}={MANAGED_BY_VALUE},{_render.LABEL_ENDPOINT}={name}"
             for item in kube.list("Deployment", namespace, label_selector=selector):
                 kube.delete("Deployment", item["metadata"]["name"], namespace)
             kube.delete("Secret", f"{name}-api-key", namespace)
@@ -532,7 +532,7 @@ class AksAdapter:
         send = dict(headers)
         secret = state.extra.get("api_key_secret")
         if secret:
-            send[render.API_KEY_HEADER] = self._endpoint_key(str(secret), str(state.extra.get("namespace")))
+            send[_render.API_KEY_HEADER] = self._endpoint_key(str(secret), str(state.extra.get("namespace")))
         path = f"/v2/models/{quote(str(target_model), safe='')}/infer"
         return self._transport.request("POST", Origin.parse(state.url), path, body, send, timeout=timeout)
 

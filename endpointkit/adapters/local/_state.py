@@ -35,8 +35,8 @@ from urllib.parse import quote
 
 import orjson
 
-from endpointkit._tritonserver import log_tail, pid_alive
 from endpointkit.adapters.base import EndpointState, EndpointStatus, VariantState
+from endpointkit.adapters.local._tritonserver import log_tail, pid_alive
 from endpointkit.errors import ConflictError
 
 __all__ = [

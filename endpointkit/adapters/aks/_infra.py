@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable, Mapping
 
 from endpointkit._wait import Progress, wait_for
-from endpointkit.adapters.aks import render
-from endpointkit.adapters.aks.arm import ArmClient, ClusterInfo, PoolInfo, PoolRequest
-from endpointkit.adapters.aks.desired import GPU_RESOURCE, TAINTS, EndpointPlan, pool_request
-from endpointkit.adapters.aks.errors import PollPolicy
-from endpointkit.adapters.aks.kube import KubeClient, accelerator_nodes
-from endpointkit.adapters.aks.rules import FPGA_REGIONS
+from endpointkit.adapters.aks import _render
+from endpointkit.adapters.aks._arm import ArmClient, ClusterInfo, PoolInfo, PoolRequest
+from endpointkit.adapters.aks._desired import GPU_RESOURCE, TAINTS, EndpointPlan, pool_request
+from endpointkit.adapters.aks._errors import PollPolicy
+from endpointkit.adapters.aks._kube import KubeClient, accelerator_nodes
+from endpointkit.adapters.aks._rules import FPGA_REGIONS
 from endpointkit.adapters.base import MANAGED_BY_TAG, MANAGED_BY_VALUE
 from endpointkit.errors import ConflictError, NotFoundError, ProviderError, UnsupportedCapabilityError
 from endpointkit.spec import AksTarget, Deployment
@@ -112,11 +112,11 @@ class Infrastructure:
         for kind in ("Deployment", "ConfigMap"):
             for item in kube.list(kind, None, label_selector=selector):
                 labels = item["metadata"].get("labels", {})
-                if labels.get(render.LABEL_ROLE) not in ("endpoint", "config"):
+                if labels.get(_render.LABEL_ROLE) not in ("endpoint", "config"):
                     continue
-                pools = users.setdefault(str(labels.get(render.LABEL_ENDPOINT, "?")), set())
-                if render.LABEL_POOL in labels:
-                    pools.add(str(labels[render.LABEL_POOL]))
+                pools = users.setdefault(str(labels.get(_render.LABEL_ENDPOINT, "?")), set())
+                if _render.LABEL_POOL in labels:
+                    pools.add(str(labels[_render.LABEL_POOL]))
         return users
 
     def _pool_users(self, pool: str, *, besides: str) -> list[str]:
@@ -265,7 +265,7 @@ class Infrastructure:
         """
         if pool is None or plan.pool is None or plan.accelerator != "gpu" or not is_ours(pool.tags):
             return
-        kube.apply(render.device_plugin(pool.name))
+        kube.apply(_render.device_plugin(pool.name))
         expected = plan.pool.min_count if plan.pool.autoscale else plan.pool.count
         if not expected:
             return  # no node yet: the autoscaler adds them when pods ask
@@ -296,7 +296,7 @@ class Infrastructure:
         self.arm.delete_pool(wanted.name, timeout=timeout, progress=progress)
 
     def _delete_device_plugin(self, pool: str) -> None:
-        self._kube().delete("DaemonSet", render.device_plugin(pool)["metadata"]["name"], "kube-system")
+        self._kube().delete("DaemonSet", _render.device_plugin(pool)["metadata"]["name"], "kube-system")
 
     # ---- release -------------------------------------------------------------------------------------
     def release(self, pool_name: str | None, *, timeout: float, progress: Progress | None) -> None:

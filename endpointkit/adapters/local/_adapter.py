@@ -1,16 +1,4 @@
-"""The local target: a real ``tritonserver`` process per variant on this machine, listening on 127.0.0.1.
-
-Resources, as on the clouds:
-
-- **model**: the model repository, copied under the endpoint's state folder (``models/<sha256>/``) so that
-  later edits to the source folder do not change what a running endpoint serves;
-- **endpoint config**: the Triton launch settings of every variant (a JSON record ``<endpoint>-<hash8>``);
-- **endpoint**: the processes, their ports and readiness, recorded in ``endpoint.json``.
-
-State lives on disk (see :mod:`endpointkit.adapters._local_state`), so an endpoint applied by one process is
-invoked, inspected and destroyed by another; servers start in their own session and outlive the process that
-started them. Changes to one endpoint are serialized by a file lock.
-"""
+"""LocalAdapter: the local target's adapter (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -24,11 +12,20 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
-from endpointkit._tritonserver import TritonServerProcess
 from endpointkit._wait import Progress
 from endpointkit.adapters._http import Body, HttpTransport, Origin
-from endpointkit.adapters._local_servers import Launcher, ServerSupervisor, gpu_available
-from endpointkit.adapters._local_state import (
+from endpointkit.adapters.base import (
+    Capability,
+    DesiredState,
+    EndpointState,
+    EndpointStatus,
+    ObservedState,
+    RawResponse,
+    Resource,
+    ResourceKind,
+)
+from endpointkit.adapters.local._servers import Launcher, ServerSupervisor, gpu_available
+from endpointkit.adapters.local._state import (
     KEY_HEADER,
     READY_PATH,
     EndpointPaths,
@@ -49,16 +46,7 @@ from endpointkit.adapters._local_state import (
     state_root,
     write_json,
 )
-from endpointkit.adapters.base import (
-    Capability,
-    DesiredState,
-    EndpointState,
-    EndpointStatus,
-    ObservedState,
-    RawResponse,
-    Resource,
-    ResourceKind,
-)
+from endpointkit.adapters.local._tritonserver import TritonServerProcess
 from endpointkit.adapters.naming import changed_since_plan, content_name, expires_at, managed_tags
 from endpointkit.errors import AuthError, ConflictError, NotFoundError, ProviderError, SpecError
 from endpointkit.modelrepo import is_remote_repository, load_repository
@@ -66,7 +54,7 @@ from endpointkit.spec import Deployment, LocalTarget, Timeouts
 
 __all__ = ["KEY_HEADER", "LocalAdapter", "gpu_available"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("endpointkit.adapters.local")
 
 _HEALTH_TIMEOUT = 2.0
 # Without a spec there are no timeouts to read: destroying by state waits as long as a default spec would.

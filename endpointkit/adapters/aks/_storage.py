@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 from endpointkit._lazy import require
 from endpointkit._wait import Progress, ProgressEvent
-from endpointkit.adapters.aks.errors import RetryPolicy, with_retries
-from endpointkit.adapters.aks.tls import azure_verify_options
+from endpointkit.adapters.aks._errors import RetryPolicy, with_retries
+from endpointkit.adapters.aks._tls import azure_verify_options
 from endpointkit.errors import ConflictError, NotFoundError, SpecError
 
 __all__ = [

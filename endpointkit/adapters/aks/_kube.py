@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from endpointkit._lazy import require
-from endpointkit.adapters.aks.errors import RetryPolicy, with_retries
-from endpointkit.adapters.aks.render import AGENTPOOL_LABEL, LABEL_ENDPOINT, LABEL_TEMPLATE, LABEL_VARIANT
-from endpointkit.adapters.aks.tls import environment_ca_bundle
+from endpointkit.adapters.aks._errors import RetryPolicy, with_retries
+from endpointkit.adapters.aks._render import AGENTPOOL_LABEL, LABEL_ENDPOINT, LABEL_TEMPLATE, LABEL_VARIANT
+from endpointkit.adapters.aks._tls import environment_ca_bundle
 from endpointkit.adapters.base import MANAGED_BY_TAG, MANAGED_BY_VALUE
 from endpointkit.errors import CapacityError, NotFoundError, ProviderError
 
