@@ -12,6 +12,7 @@
      │    ├── CapacityError                  the provider has no capacity for the instance type right now
      │    ├── NotFoundError                  the resource does not exist
      │    ├── ConflictError                  the resource exists and is not ours, or is busy
+     │    ├── InvalidRequestError            the endpoint refused the request's inputs (HTTP 400, INVALID_ARGUMENT)
      │    └── AuthError                      credentials missing, expired or not allowed
      └── ProvisionTimeout                    a bounded wait ran out: .last_state
 
@@ -30,6 +31,7 @@ __all__ = [
     "CapacityError",
     "ConflictError",
     "EndpointKitError",
+    "InvalidRequestError",
     "MissingDependencyError",
     "NotFoundError",
     "PayloadError",
@@ -120,6 +122,14 @@ class NotFoundError(ProviderError):
 
 class ConflictError(ProviderError):
     """The resource exists already and is not managed by endpointkit, or is in a state that forbids the call."""
+
+
+class InvalidRequestError(ProviderError):
+    """The endpoint refused the request itself: an unknown input or output, a wrong datatype or shape, data the
+    model cannot read. Triton's HTTP 400 or gRPC ``INVALID_ARGUMENT``; the message is Triton's, naming the tensor.
+
+    Bad input like a :class:`PayloadError` (exit code 2), but found by the server rather than the encoder.
+    """
 
 
 class AuthError(ProviderError):

@@ -9,7 +9,7 @@ from endpointkit._api import SpecLike, resolve
 from endpointkit._clients import cached_adapter, remember_adapter
 from endpointkit.adapters import create_adapter
 from endpointkit.adapters.base import Adapter, EndpointState, EndpointStatus, RawResponse
-from endpointkit.errors import NotFoundError, ProviderError
+from endpointkit.errors import InvalidRequestError, NotFoundError, ProviderError
 from endpointkit.payloads import (
     InferResponse,
     RequestedOutput,
@@ -101,9 +101,13 @@ def _connect(
     return remember_adapter(state, active), state
 
 
+# Triton answers 400 for a request it cannot run as given (unknown input, wrong datatype or shape): bad input.
+_ERROR_BY_STATUS: dict[int, type[ProviderError]] = {400: InvalidRequestError, 404: NotFoundError}
+
+
 def _response_error(raw: RawResponse, state: EndpointState) -> ProviderError:
     message = error_message(raw.body) or f"HTTP {raw.status}"
-    error_class = NotFoundError if raw.status == 404 else ProviderError
+    error_class = _ERROR_BY_STATUS.get(raw.status, ProviderError)
     return error_class(
         f"{state.name} answered {raw.status}: {message}",
         provider=state.kind,

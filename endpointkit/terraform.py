@@ -204,13 +204,16 @@ def _one_line(error: BaseException) -> str:
 
 def _exit_code(error: BaseException) -> int:
     from endpointkit.errors import (
+        InvalidRequestError,
         PayloadError,
         ProvisionTimeout,
         SpecError,
         UnsupportedCapabilityError,
     )
 
-    if isinstance(error, (QueryError, SpecError, PayloadError, UnsupportedCapabilityError)):
+    if isinstance(
+        error, (QueryError, SpecError, PayloadError, InvalidRequestError, UnsupportedCapabilityError)
+    ):
         return EXIT_BAD_INPUT
     if isinstance(error, ProvisionTimeout):
         return EXIT_TIMEOUT

@@ -7,6 +7,7 @@ from typing import Any
 from endpointkit import fleet
 from endpointkit.errors import (
     EndpointKitError,
+    InvalidRequestError,
     PayloadError,
     ProviderError,
     ProvisionTimeout,
@@ -32,7 +33,9 @@ class CostLimitExceeded(_UsageError):
 
 
 def _exit_code(error: BaseException) -> int:
-    if isinstance(error, (SpecError, PayloadError, UnsupportedCapabilityError, _UsageError)):
+    if isinstance(
+        error, (SpecError, PayloadError, InvalidRequestError, UnsupportedCapabilityError, _UsageError)
+    ):
         return EXIT_BAD_INPUT
     if isinstance(error, ProvisionTimeout):
         return EXIT_TIMEOUT
