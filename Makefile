@@ -23,6 +23,7 @@ typecheck: $(STAMP)
 
 contracts: $(STAMP)
 	$(BIN)/lint-imports
+	$(BIN)/python tools/check_sdk_loading.py
 
 test: lint typecheck contracts
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,1 @@
+"""Repository checks that `make contracts` runs beside lint-imports; not part of the installed package."""
