@@ -40,7 +40,7 @@ def registered_kinds() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def _adapter_class(kind: str) -> Any:
+def _adapter_class(kind: str) -> type[Adapter]:
     try:
         entry = _REGISTRY[kind]
     except KeyError:
@@ -55,7 +55,8 @@ def _adapter_class(kind: str) -> Any:
     except ImportError as exc:
         hint = f": pip install 'endpointkit[{entry.extra}]'" if entry.extra else ""
         raise MissingDependencyError(f"the {kind} target needs {exc.name or module_name}{hint}") from exc
-    return getattr(module, class_name)
+    adapter_class: type[Adapter] = getattr(module, class_name)
+    return adapter_class
 
 
 def create_adapter(deployment: Deployment, **options: Any) -> Adapter:
@@ -66,5 +67,4 @@ def create_adapter(deployment: Deployment, **options: Any) -> Adapter:
 
 def adapter_for_state(state: EndpointState, **options: Any) -> Adapter:
     """An adapter able to invoke the endpoint ``state`` describes, without the spec it came from."""
-    adapter_class = _adapter_class(state.kind)
-    return adapter_class.from_state(state, **options)  # type: ignore[no-any-return]
+    return _adapter_class(state.kind).from_state(state, **options)

@@ -2,6 +2,9 @@
 
 An adapter manages three resource kinds on its cloud (model, endpoint config, endpoint), reads what exists,
 and sends inference requests. It knows nothing of plans or rollback: the provisioner does that.
+
+``EndpointState``, ``EndpointStatus``, ``VariantState`` and the managed tag names live in the import-free leaf
+``endpointkit._endpoint_state`` (so ``errors`` can use them without a cycle) and are re-exported here.
 """
 
 from __future__ import annotations
@@ -9,17 +12,25 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from endpointkit._endpoint_state import (
+    EXPIRES_AT_TAG,
+    MANAGED_BY_TAG,
+    MANAGED_BY_VALUE,
+    SPEC_HASH_TAG,
+    EndpointState,
+    EndpointStatus,
+    VariantState,
+)
 from endpointkit._wait import Progress
 from endpointkit.errors import EndpointKitError
 from endpointkit.spec import Deployment
 
 __all__ = [
+    "EXPIRES_AT_TAG",
     "MANAGED_BY_TAG",
     "MANAGED_BY_VALUE",
-    "EXPIRES_AT_TAG",
     "SPEC_HASH_TAG",
     "Adapter",
     "Capability",
@@ -34,11 +45,6 @@ __all__ = [
     "VariantState",
     "required_capabilities",
 ]
-
-MANAGED_BY_TAG = "managed-by"
-MANAGED_BY_VALUE = "endpointkit"
-SPEC_HASH_TAG = "endpointkit-spec-hash"
-EXPIRES_AT_TAG = "endpointkit-expires-at"
 
 ResourceKind = Literal["model", "endpoint_config", "endpoint"]
 
@@ -55,75 +61,6 @@ class Capability(enum.Enum):
     KEY_AUTH = "key_auth"
     SERVERLESS = "serverless"
     ASYNC_INFERENCE = "async_inference"
-
-
-class EndpointStatus(str, enum.Enum):
-    """One status vocabulary for every target; each adapter maps its provider's strings into it."""
-
-    CREATING = "CREATING"
-    UPDATING = "UPDATING"
-    IN_SERVICE = "IN_SERVICE"
-    FAILED = "FAILED"
-    DELETING = "DELETING"
-    NOT_FOUND = "NOT_FOUND"
-    UNKNOWN = "UNKNOWN"
-
-
-@dataclass(frozen=True, slots=True)
-class VariantState:
-    """One variant as it runs: instance type and count, traffic weight, and its own status when known."""
-
-    name: str
-    instance_type: str | None
-    instance_count: int
-    weight: float
-    status: str | None = None
-
-
-@dataclass(frozen=True)
-class EndpointState:
-    """An endpoint as observed on its target.
-
-    ``reason`` carries the provider's own words when the endpoint failed; ``extra`` keeps provider data
-    (ARNs, ports, pod names) that the shared vocabulary has no field for.
-    """
-
-    name: str
-    target: str
-    kind: str
-    status: EndpointStatus
-    url: str | None = None
-    variants: tuple[VariantState, ...] = ()
-    reason: str | None = None
-    spec_hash: str | None = None
-    region: str | None = None
-    expires_at: datetime | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready mapping (what ``--json`` prints); secrets are never part of a state."""
-        return {
-            "name": self.name,
-            "target": self.target,
-            "kind": self.kind,
-            "status": self.status.value,
-            "url": self.url,
-            "region": self.region,
-            "spec_hash": self.spec_hash,
-            "reason": self.reason,
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-            "variants": [
-                {
-                    "name": v.name,
-                    "instance_type": v.instance_type,
-                    "instance_count": v.instance_count,
-                    "weight": v.weight,
-                    "status": v.status,
-                }
-                for v in self.variants
-            ],
-            "extra": dict(self.extra),
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +127,25 @@ class Adapter(Protocol):
     kind: str
     payload_protocol: Literal["triton", "sagemaker"]
 
+    @property
+    def target_name(self) -> str:
+        """The target's name in the spec (``targets.NAME``), carried by every state the adapter returns."""
+        ...
+
+    @property
+    def max_request_bytes(self) -> int | None:
+        """The largest request body the target accepts, checked before any call; None: no limit."""
+        ...
+
+    @classmethod
+    def from_state(cls, state: EndpointState, **options: Any) -> Adapter:
+        """An adapter for the endpoint ``state`` describes, without the spec it came from.
+
+        It can at least invoke the endpoint; what more it does without a spec is the adapter's to say.
+        ``options`` go to its constructor (client factories, credential, ...).
+        """
+        ...
+
     def limitations(self, deployment: Deployment) -> Mapping[Capability, str]:
         """Capabilities this target cannot provide for ``deployment``, each with the reason and an alternative.
 
@@ -253,8 +209,9 @@ class ReapableAdapter(Protocol):
         """Every endpoint on this target that carries ``managed-by=endpointkit``, read-only.
 
         Each state has ``name``, ``target``, ``kind``, ``status`` and, when the endpoint has an
-        ``endpointkit-expires-at`` tag, ``expires_at`` (timezone-aware UTC). Endpoints without the managed-by tag
-        are never listed. One listing call (paginated) plus at most one tag read per endpoint.
+        ``endpointkit-expires-at`` tag, ``expires_at`` (timezone-aware UTC, read by
+        :func:`~endpointkit._endpoint_state.decode_expiry`, so an unreadable tag is no expiry). Endpoints without
+        the managed-by tag are never listed. One listing call (paginated) plus at most one tag read per endpoint.
         """
         ...
 

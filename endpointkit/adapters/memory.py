@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Literal
 
+from endpointkit._endpoint_state import decode_expiry
 from endpointkit._wait import Progress, ProgressEvent
 from endpointkit.adapters.base import (
     EXPIRES_AT_TAG,
@@ -53,6 +53,8 @@ class MemoryAdapter:
 
     kind: str = "memory"
     payload_protocol: Literal["triton", "sagemaker"] = "triton"
+    #: no request size limit, as on Triton itself; a test may set one on an instance
+    max_request_bytes: int | None = None
 
     def __init__(
         self,
@@ -72,6 +74,7 @@ class MemoryAdapter:
 
     @classmethod
     def from_state(cls, state: EndpointState, **options: Any) -> MemoryAdapter:
+        """An adapter named after ``state``'s target; pass ``cloud=`` to reach the endpoints it lives in."""
         return cls(None, target_name=state.target, **options)
 
     def fail(self, operation: str, kind: str, error: Exception) -> None:
@@ -110,16 +113,16 @@ class MemoryAdapter:
     def read(self, deployment: Deployment, desired: DesiredState) -> ObservedState:
         self.calls.append(("read", "endpoint", deployment.name))
         existing = frozenset(
-            (kind, name)
-            for kind, resource in (("model", desired.model), ("endpoint_config", desired.config))
-            if (name := resource.name) in self.cloud.resources[kind]  # type: ignore[index]
+            (resource.kind, resource.name)
+            for resource in (desired.model, desired.config)
+            if resource.name in self.cloud.resources[resource.kind]
         )
         endpoint = self.cloud.resources["endpoint"].get(deployment.name)
         if endpoint is None:
-            return ObservedState(self._state(deployment.name), existing=existing)  # type: ignore[arg-type]
+            return ObservedState(self._state(deployment.name), existing=existing)
         config = self.cloud.resources["endpoint_config"].get(endpoint.properties["config"])
         model = self.cloud.resources["model"].get(config.properties["model"]) if config else None
-        return ObservedState(self._state(deployment.name), model, config, existing)  # type: ignore[arg-type]
+        return ObservedState(self._state(deployment.name), model, config, existing)
 
     def create(self, deployment: Deployment, resource: Resource, *, progress: Progress | None = None) -> None:
         self._record("create", resource.kind, resource.name)
@@ -194,7 +197,6 @@ class MemoryAdapter:
         if endpoint is None:
             return EndpointState(name, self.target_name, self.kind, EndpointStatus.NOT_FOUND)
         tags = self.cloud.endpoint_tags.get(name, {})
-        expires = tags.get(EXPIRES_AT_TAG)
         config = self.cloud.resources["endpoint_config"].get(endpoint.properties["config"])
         variants = tuple(
             VariantState(v["name"], v.get("instance_type"), v["instance_count"], v["weight"])
@@ -209,7 +211,7 @@ class MemoryAdapter:
             variants=variants,
             reason=self.cloud.endpoint_reason.get(name),
             spec_hash=tags.get(SPEC_HASH_TAG),
-            expires_at=_parse_expiry(expires) if expires else None,
+            expires_at=decode_expiry(tags.get(EXPIRES_AT_TAG), endpoint=name),
             extra={"config": endpoint.properties["config"]},
         )
 
@@ -238,7 +240,3 @@ class MemoryAdapter:
 
     def close(self) -> None:
         return None
-
-
-def _parse_expiry(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)

@@ -9,7 +9,13 @@ from typing import Any
 
 import orjson
 
-from endpointkit.adapters.base import EXPIRES_AT_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE, SPEC_HASH_TAG
+from endpointkit._endpoint_state import (
+    EXPIRES_AT_TAG,
+    MANAGED_BY_TAG,
+    MANAGED_BY_VALUE,
+    SPEC_HASH_TAG,
+    encode_expiry,
+)
 from endpointkit.errors import ConflictError
 from endpointkit.spec import Deployment
 
@@ -52,11 +58,12 @@ def expires_at(deployment: Deployment, *, now: datetime | None = None) -> dateti
 
 
 def managed_tags(deployment: Deployment, *, now: datetime | None = None) -> dict[str, str]:
-    """The user's tags plus ``managed-by``, ``endpointkit-spec-hash`` and, with a ttl, ``endpointkit-expires-at``."""
+    """The user's tags plus ``managed-by``, ``endpointkit-spec-hash`` and, with a ttl, ``endpointkit-expires-at``
+    (written by :func:`~endpointkit._endpoint_state.encode_expiry`, the same form on every target)."""
     tags = dict(deployment.spec.tags)
     tags[MANAGED_BY_TAG] = MANAGED_BY_VALUE
     tags[SPEC_HASH_TAG] = deployment.spec_hash()
     expiry = expires_at(deployment, now=now)
     if expiry is not None:
-        tags[EXPIRES_AT_TAG] = expiry.strftime("%Y-%m-%dT%H:%M:%SZ")
+        tags[EXPIRES_AT_TAG] = encode_expiry(expiry)
     return tags

@@ -17,9 +17,10 @@ import yaml
 
 import endpointkit as ek
 from endpointkit import adapters
-from endpointkit.adapters.aks import _render
+from endpointkit._endpoint_state import decode_expiry, encode_expiry
 from endpointkit.adapters.base import EXPIRES_AT_TAG, SPEC_HASH_TAG
 from endpointkit.cli import main
+from endpointkit.provisioners.reap import reap
 from tests.fakes.kube import FakeAzure, aks_spec, azure, repository, tls
 
 # Fixtures used by the tests below (pytest finds them in this namespace).
@@ -70,7 +71,8 @@ def test_adding_a_ttl_restamps_the_labels_without_a_rollout(azure: FakeAzure, re
             ("Secret", "vision-api-key"),
         ):
             assert labels(azure, kind, name)[SPEC_HASH_TAG] == state.spec_hash, kind
-            assert _render.parse_expiry_label(labels(azure, kind, name)[EXPIRES_AT_TAG]) == state.expires_at
+            written = labels(azure, kind, name)[EXPIRES_AT_TAG]
+            assert ":" not in written and decode_expiry(written, endpoint="vision") == state.expires_at
         assert pods(azure) == running  # same pods (uids): nothing restarted
         assert azure.kube.get("Deployment", "vision-primary")["metadata"]["generation"] == generation  # type: ignore[index]
         assert len(azure.arm.writes) == arm_writes and len(azure.kube.calls("DELETE")) == deletes
@@ -98,7 +100,7 @@ def test_cli_reap_dry_run_lists_expired_endpoints_and_writes_nothing(
     past = datetime.now(timezone.utc) - timedelta(minutes=5)
     with azure.kube.lock:
         service = azure.kube.objects[("Service", "default", "vision")]
-        service["metadata"]["labels"][EXPIRES_AT_TAG] = _render.expiry_label(past)
+        service["metadata"]["labels"][EXPIRES_AT_TAG] = encode_expiry(past)
     path = tmp_path / "endpoint.yaml"
     path.write_text(yaml.safe_dump(kept.model_dump(mode="json", by_alias=True, exclude_none=True)))
 
@@ -123,3 +125,30 @@ def test_cli_reap_dry_run_lists_expired_endpoints_and_writes_nothing(
     assert 290 <= document["expired"][0]["expired_seconds_ago"] < 400
     assert len(azure.arm.writes) == arm_writes and len(kube_writes(azure)) == kube_before
     assert azure.kube.get("Service", "vision") is not None and azure.kube.get("Deployment", "vision-primary")
+
+
+def test_a_label_of_the_previous_writer_is_reaped_like_one_of_the_codec(
+    azure: FakeAzure, repository: Path
+) -> None:
+    moment = datetime(2001, 1, 1, tzinfo=timezone.utc)
+    written = {
+        "vision": moment.strftime("%Y%m%dT%H%M%SZ"),  # what _render.expiry_label wrote before the codec
+        "detector": encode_expiry(moment),
+    }
+    specs = [aks_spec(repository, azure.arm.url, name=name, ttl="1h") for name in written]
+    with azure.adapter(specs[0].targets["azure"]) as adapter:
+        for spec in specs:
+            ek.apply(spec, adapter=adapter)
+        with azure.kube.lock:
+            for name, value in written.items():
+                azure.kube.objects[("Service", "default", name)]["metadata"]["labels"][EXPIRES_AT_TAG] = value
+
+        listed = {state.name: state.expires_at for state in adapter.list_endpoints()}
+        report = reap(adapter, now=moment + timedelta(seconds=1))
+
+    assert listed == {"vision": moment, "detector": moment}
+    assert sorted((o.state.name, o.action) for o in report.outcomes) == [
+        ("detector", "destroyed"),
+        ("vision", "destroyed"),
+    ]
+    assert azure.kube.all("Service") == []

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import endpointkit as ek
+from endpointkit._endpoint_state import encode_expiry
 from endpointkit.adapters.base import EXPIRES_AT_TAG, MANAGED_BY_TAG, SPEC_HASH_TAG
 from endpointkit.adapters.sagemaker import SageMakerAdapter
 from endpointkit.provisioners import apply_plan
@@ -311,7 +312,7 @@ def test_ttl_change_retags_the_endpoint_without_an_update(sagemaker_world: SageM
     tags = sagemaker_world.tags(state.extra["arn"])
     assert tags["owner"] == "ml-platform"
     assert tags[SPEC_HASH_TAG] == state.spec_hash != spec.deployment("aws").spec_hash()
-    assert tags[EXPIRES_AT_TAG] == state.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")  # type: ignore[union-attr]
+    assert state.expires_at is not None and tags[EXPIRES_AT_TAG] == encode_expiry(state.expires_at)
 
     sagemaker_world.hooks.calls.clear()
     ek.apply(spec, adapter=sagemaker_world.adapter(spec))  # the ttl is gone again: so is the expiry tag

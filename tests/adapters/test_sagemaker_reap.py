@@ -24,9 +24,9 @@ import yaml
 
 import endpointkit as ek
 from endpointkit import adapters
+from endpointkit._endpoint_state import encode_expiry
 from endpointkit.adapters.base import EXPIRES_AT_TAG, MANAGED_BY_TAG, EndpointState, ReapableAdapter
 from endpointkit.adapters.sagemaker import SageMakerAdapter, _api
-from endpointkit.adapters.sagemaker._state import parse_expiry
 from endpointkit.cli import main
 from endpointkit.provisioners.reap import reap
 from endpointkit.spec import Spec
@@ -223,14 +223,20 @@ def test_an_unreadable_expiry_is_no_expiry_and_a_warning(
     assert report.outcomes == () and "a" in hand_made.endpoints()
 
 
-def test_expiry_tags_are_read_as_iso_8601_utc() -> None:
-    utc = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
-    assert parse_expiry("2030-01-01T12:00:00Z", endpoint="e") == utc
-    assert parse_expiry("2030-01-01T14:00:00+02:00", endpoint="e") == utc
-    assert parse_expiry("2030-01-01T12:00:00", endpoint="e") == utc  # no offset: the tag is documented as UTC
-    assert parse_expiry(None, endpoint="e") is None
-    assert parse_expiry("", endpoint="e") is None
-    assert parse_expiry("2030-13-01T00:00:00Z", endpoint="e") is None
+def test_a_tag_of_the_previous_writer_is_reaped_like_one_of_the_codec(hand_made: SageMakerWorld) -> None:
+    moment = datetime(2001, 1, 1, tzinfo=timezone.utc)
+    set_expiry(hand_made, "a", moment.strftime("%Y-%m-%dT%H:%M:%SZ"))  # managed_tags before the codec
+    set_expiry(hand_made, "b", encode_expiry(moment))
+
+    listed = {state.name: state.expires_at for state in bare_adapter(hand_made).list_endpoints()}
+    report = reap(bare_adapter(hand_made), now=moment + timedelta(seconds=1))
+
+    assert listed == {"a": moment, "b": moment, "c": None}
+    assert sorted((o.state.name, o.action) for o in report.outcomes) == [
+        ("a", "destroyed"),
+        ("b", "destroyed"),
+    ]
+    assert sorted(hand_made.endpoints()) == ["c", FOREIGN]
 
 
 # ---- reap through the API -----------------------------------------------------------------------------------

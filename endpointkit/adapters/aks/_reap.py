@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from endpointkit._endpoint_state import decode_expiry
 from endpointkit.adapters.aks import _render
 from endpointkit.adapters.aks._kube import KubeClient
 from endpointkit.adapters.base import (
@@ -40,7 +41,7 @@ def list_managed(kube: KubeClient, target_name: str, target: AksTarget, region: 
                 url=f"http://{address}:{_render.HTTP_PORT}" if address else None,
                 spec_hash=labels.get(SPEC_HASH_TAG),
                 region=region,
-                expires_at=_render.parse_expiry_label(labels.get(EXPIRES_AT_TAG)),
+                expires_at=decode_expiry(labels.get(EXPIRES_AT_TAG), endpoint=str(name)),
                 extra={
                     "subscription_id": target.subscription_id,
                     "resource_group": target.resource_group,

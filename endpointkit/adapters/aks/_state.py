@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from endpointkit._endpoint_state import decode_expiry
 from endpointkit.adapters.aks import _render
 from endpointkit.adapters.aks._arm import ClusterInfo
 from endpointkit.adapters.aks._kube import Observation
@@ -91,6 +92,6 @@ def endpoint_state(
         reason=reason,
         spec_hash=labels.get(SPEC_HASH_TAG),
         region=cluster.location,
-        expires_at=_render.parse_expiry_label(labels.get(EXPIRES_AT_TAG)),
+        expires_at=decode_expiry(labels.get(EXPIRES_AT_TAG), endpoint=name),
         extra=extra,
     )

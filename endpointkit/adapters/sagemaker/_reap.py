@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from endpointkit._endpoint_state import decode_expiry
 from endpointkit._wait import Progress
 from endpointkit.adapters.base import (
     EXPIRES_AT_TAG,
@@ -14,7 +15,7 @@ from endpointkit.adapters.base import (
 )
 from endpointkit.adapters.sagemaker._api import SageMakerApi
 from endpointkit.adapters.sagemaker._artifacts import ArtifactStore
-from endpointkit.adapters.sagemaker._state import Description, parse_expiry, summary_state
+from endpointkit.adapters.sagemaker._state import Description, summary_state
 from endpointkit.adapters.sagemaker._teardown import Teardown
 from endpointkit.errors import ConflictError, NotFoundError
 
@@ -65,7 +66,7 @@ class Reaper:
             return
         if state.expires_at is not None:
             tags = self._api.endpoint_tags(description)
-            current = parse_expiry(tags.get(EXPIRES_AT_TAG), endpoint=name)
+            current = decode_expiry(tags.get(EXPIRES_AT_TAG), endpoint=name)
             if current != state.expires_at:
                 raise ConflictError(
                     f"endpoint {name} now expires at {current.isoformat() if current else 'never'}, not at "

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 from typing import Any
 
+from endpointkit._endpoint_state import decode_expiry
 from endpointkit._wait import Progress, wait_for
 from endpointkit.adapters.base import (
     EXPIRES_AT_TAG,
@@ -24,13 +23,10 @@ __all__ = [
     "Description",
     "EndpointWaiter",
     "endpoint_state",
-    "parse_expiry",
     "runtime_url",
     "summary_state",
     "tag_list",
 ]
-
-logger = logging.getLogger("endpointkit.sagemaker")
 
 Description = dict[str, Any]
 """A DescribeEndpoint / DescribeEndpointConfig / DescribeModel answer."""
@@ -56,35 +52,6 @@ def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
 
 
-def parse_expiry(text: str | None, *, endpoint: str) -> datetime | None:
-    """The ``endpointkit-expires-at`` tag as a timezone-aware UTC datetime; None when absent or unparsable.
-
-    endpointkit writes ``2030-01-01T12:00:00Z``. An ISO 8601 time (``YYYY-MM-DDTHH:MM[:SS[.ffffff]]``) with a
-    ``Z`` or an offset is converted to UTC; one without an offset is read as UTC (the tag is documented as UTC).
-    An unparsable value is logged as a warning and read as "no expiry", so one hand-edited tag can neither break
-    a listing nor get an endpoint reaped.
-    """
-    if text is None:
-        return None
-    value = text.strip()
-    if value[-1:] in ("Z", "z"):
-        value = value[:-1] + "+00:00"  # datetime.fromisoformat accepts "Z" only from Python 3.11
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        logger.warning(
-            "endpoint %s has an unreadable %s tag %r (expected ISO 8601 UTC, e.g. 2030-01-01T12:00:00Z): "
-            "treating it as having no expiry",
-            endpoint,
-            EXPIRES_AT_TAG,
-            text,
-        )
-        return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
-
-
 def runtime_url(region: str, name: str) -> str:
     """The InvokeEndpoint URL of endpoint ``name`` in ``region``."""
     domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
@@ -104,7 +71,7 @@ def summary_state(
         url=runtime_url(region, name),
         spec_hash=tags.get(SPEC_HASH_TAG),
         region=region,
-        expires_at=parse_expiry(tags.get(EXPIRES_AT_TAG), endpoint=name),
+        expires_at=decode_expiry(tags.get(EXPIRES_AT_TAG), endpoint=name),
         extra={"arn": summary.get("EndpointArn")},
     )
 
@@ -155,7 +122,7 @@ def endpoint_state(
         reason=description.get("FailureReason"),
         spec_hash=tags.get(SPEC_HASH_TAG),
         region=region,
-        expires_at=parse_expiry(tags.get(EXPIRES_AT_TAG), endpoint=name),
+        expires_at=decode_expiry(tags.get(EXPIRES_AT_TAG), endpoint=name),
         extra={
             "arn": description.get("EndpointArn"),
             "config": description.get("EndpointConfigName"),
