@@ -8,14 +8,26 @@ from one declarative spec.
 
 from __future__ import annotations
 
-from endpointkit._api import apply, destroy, plan, status
+from endpointkit._api import (
+    ReapProgress,
+    ReapReport,
+    ValidationReport,
+    apply,
+    destroy,
+    plan,
+    reap,
+    status,
+    validate,
+)
 from endpointkit._wait import ProgressEvent
 from endpointkit.adapters.base import Capability, EndpointState, EndpointStatus, VariantState
 from endpointkit.errors import (
     AuthError,
     CapacityError,
     ConflictError,
+    CostLimitExceeded,
     EndpointKitError,
+    FleetCancelled,
     InvalidRequestError,
     MissingDependencyError,
     NotFoundError,
@@ -24,7 +36,9 @@ from endpointkit.errors import (
     ProvisionTimeout,
     QuotaError,
     SpecError,
+    TerraformQueryError,
     UnsupportedCapabilityError,
+    UsageError,
 )
 from endpointkit.invoke import invoke_endpoint
 from endpointkit.payloads import InferRequest, InferResponse, RequestedOutput, Tensor
@@ -39,10 +53,12 @@ __all__ = [
     "CapacityError",
     "Change",
     "ConflictError",
+    "CostLimitExceeded",
     "Deployment",
     "EndpointKitError",
     "EndpointState",
     "EndpointStatus",
+    "FleetCancelled",
     "InferRequest",
     "InferResponse",
     "InvalidRequestError",
@@ -54,16 +70,23 @@ __all__ = [
     "ProviderError",
     "ProvisionTimeout",
     "QuotaError",
+    "ReapProgress",
+    "ReapReport",
     "RequestedOutput",
     "Spec",
     "SpecError",
     "Tensor",
+    "TerraformQueryError",
     "UnsupportedCapabilityError",
+    "UsageError",
+    "ValidationReport",
     "VariantState",
     "apply",
     "destroy",
     "invoke_endpoint",
     "load_spec",
     "plan",
+    "reap",
     "status",
+    "validate",
 ]

@@ -1,38 +1,101 @@
-"""The top-level verbs: plan, apply, status, destroy. Each resolves the target, makes its adapter, and closes it."""
+"""The facade: validate, plan, apply, status, destroy, reap. Each resolves the target, makes its adapter, closes it.
+
+The CLI and the Terraform hook come in here and nowhere else (with ``invoke`` for requests). The facade owns the
+invoke connection pool (:data:`connection_pool`) and drops an endpoint's pooled connections before ``destroy``
+and before each deletion of ``reap``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Protocol
 
-from endpointkit._clients import forget_endpoint
-from endpointkit._wait import Progress
-from endpointkit.adapters import create_adapter
-from endpointkit.adapters.base import Adapter, EndpointState
-from endpointkit.provisioners import Plan, apply_plan, destroy_endpoint, make_plan, read_status
+from endpointkit import adapters
+from endpointkit._clients import ConnectionPool
+from endpointkit._wait import Progress, ProgressEvent
+from endpointkit.adapters.base import Adapter, EndpointState, EndpointStatus, ReapableAdapter
+from endpointkit.adapters.memory import MemoryAdapter
+from endpointkit.errors import CostLimitExceeded, EndpointKitError, MissingDependencyError, UsageError
+from endpointkit.modelrepo import ModelInfo, is_remote_repository, load_repository
+from endpointkit.pricing import cost_limit_violation, estimate_cost, format_usd
+from endpointkit.provisioners import (
+    Plan,
+    apply_plan,
+    check_capabilities,
+    destroy_endpoint,
+    make_plan,
+    read_status,
+)
+from endpointkit.provisioners.reap import ReapOutcome, ReapReport, time_left
+from endpointkit.provisioners.reap import reap as reap_expired
 from endpointkit.spec import Deployment, Spec, load_spec
 
-__all__ = ["apply", "destroy", "plan", "resolve", "status"]
+__all__ = [
+    "ModelInfo",
+    "Plan",
+    "ReapOutcome",
+    "ReapProgress",
+    "ReapReport",
+    "SpecLike",
+    "ValidationReport",
+    "apply",
+    "connection_pool",
+    "destroy",
+    "format_usd",
+    "hourly_cost",
+    "model_info",
+    "plan",
+    "reap",
+    "resolve",
+    "status",
+    "time_left",
+    "validate",
+]
 
-SpecLike = Spec | str | os.PathLike[str]
+SpecLike = Deployment | Spec | str | os.PathLike[str]
+
+#: The adapters ``invoke_endpoint`` keeps warm, by endpoint. ``destroy`` and ``reap`` close an endpoint's
+#: connections before deleting it: pooled keep-alive connections would hold a stopping Triton for its whole exit
+#: timeout.
+connection_pool = ConnectionPool()
 
 
 def resolve(spec: SpecLike, target: str | None = None, *, check_repository: bool = True) -> Deployment:
-    """A spec (or the path of one) resolved for ``target``."""
+    """``spec`` (a Spec, the path of one, or an already resolved Deployment) resolved for ``target``.
+
+    A Deployment is returned as it is when ``target`` is None or its own target: nothing is resolved twice.
+
+    Raises:
+        SpecError: the file is not a valid spec, or ``target`` is not one of its targets.
+    """
+    if isinstance(spec, Deployment):
+        if target is None or target == spec.target_name:
+            return spec
+        return spec.spec.deployment(target)
     loaded = spec if isinstance(spec, Spec) else load_spec(spec, check_repository=check_repository)
     return loaded.deployment(target)
 
 
 @contextlib.contextmanager
 def _adapter_for(
-    deployment: Deployment, adapter: Adapter | None, options: dict[str, Any]
+    deployment: Deployment, adapter: Adapter | None, options: Mapping[str, Any], *, dry_run: bool = False
 ) -> Iterator[Adapter]:
+    """The adapter to use: the caller's (left open), an in-memory one for a dry run, or the target's own."""
     if adapter is not None:
+        if dry_run:
+            raise UsageError("dry_run plans against an in-memory target: it does not take an adapter too")
         yield adapter
         return
-    created = create_adapter(deployment, **options)
+    if dry_run:
+        created: Adapter = MemoryAdapter(target_name=deployment.target_name)
+    else:
+        # Looked up in the registry module at each call, so a replaced entry point reaches every verb.
+        created = adapters.create_adapter(deployment, **options)
     try:
         yield created
     finally:
@@ -40,16 +103,23 @@ def _adapter_for(
 
 
 def plan(
-    spec: SpecLike, target: str | None = None, *, adapter: Adapter | None = None, **options: Any
+    spec: SpecLike,
+    target: str | None = None,
+    *,
+    adapter: Adapter | None = None,
+    dry_run: bool = False,
+    **options: Any,
 ) -> Plan:
     """What ``apply`` would change. Read-only: checks capabilities, reads the target, diffs.
+
+    With ``dry_run`` the plan is made against an empty in-memory target: no call reaches the real one.
 
     Raises:
         SpecError, UnsupportedCapabilityError: before any cloud call.
         ProviderError: reading the target failed.
     """
     deployment = resolve(spec, target)
-    with _adapter_for(deployment, adapter, options) as active:
+    with _adapter_for(deployment, adapter, options, dry_run=dry_run) as active:
         return make_plan(deployment, active)
 
 
@@ -59,21 +129,38 @@ def apply(
     *,
     progress: Progress | None = None,
     adapter: Adapter | None = None,
+    dry_run: bool = False,
+    max_hourly_cost: float | None = None,
     **options: Any,
 ) -> EndpointState:
     """Create or update the endpoint and block until it serves (bounded by the spec's timeouts).
 
     An unchanged spec makes no mutating call. An update is blue/green. On failure everything this run created
-    is deleted, what existed before is left serving, and the provider's reason is raised.
+    is deleted, what existed before is left serving, and the provider's reason is raised. With ``dry_run`` the
+    endpoint is applied to an in-memory target; with ``max_hourly_cost`` (USD) a spec whose estimated on-demand
+    cost per hour is above it, or unknown, is refused before any call.
 
     Raises:
-        SpecError, UnsupportedCapabilityError: before any cloud call.
+        SpecError, UnsupportedCapabilityError, CostLimitExceeded: before any cloud call.
         ProviderError (QuotaError, CapacityError, …): the provider refused; carries its reason.
         ProvisionTimeout: the endpoint did not serve within ``timeouts``.
     """
     deployment = resolve(spec, target)
-    with _adapter_for(deployment, adapter, options) as active:
+    if max_hourly_cost is not None:
+        _check_cost_limit(deployment, max_hourly_cost)
+    with _adapter_for(deployment, adapter, options, dry_run=dry_run) as active:
         return apply_plan(deployment, active, make_plan(deployment, active), progress=progress)
+
+
+def _check_cost_limit(deployment: Deployment, limit: float) -> None:
+    estimate = estimate_cost(deployment)
+    violation = cost_limit_violation(estimate, limit)
+    if violation is not None:
+        raise CostLimitExceeded(
+            f"{deployment.name} on {deployment.target_name}: {violation}",
+            estimate=estimate.total,
+            limit=limit,
+        )
 
 
 def status(
@@ -93,9 +180,247 @@ def destroy(
     adapter: Adapter | None = None,
     **options: Any,
 ) -> bool:
-    """Delete the endpoint, its config and its model, in that order. Idempotent; True when anything existed."""
+    """Delete the endpoint, its config and its model, in that order. Idempotent; True when anything existed.
+
+    Closes this process's pooled invoke connections to the endpoint first.
+    """
     deployment = resolve(spec, target, check_repository=False)
-    # Pooled keep-alive connections would hold a stopping Triton for its whole exit timeout.
-    forget_endpoint(deployment.name)
+    connection_pool.forget(deployment.name)
     with _adapter_for(deployment, adapter, options) as active:
         return destroy_endpoint(deployment, active, progress=progress)
+
+
+def hourly_cost(spec: SpecLike, target: str | None = None) -> float | None:
+    """The estimated on-demand cost per hour in USD of what the spec deploys; None when a price is unknown."""
+    return estimate_cost(resolve(spec, target, check_repository=False)).total
+
+
+def model_info(deployment: Deployment, model: str | None = None) -> ModelInfo | None:
+    """What the spec's local model repository declares about ``model`` (default: the default model).
+
+    None when that cannot be known here: the repository is in cloud storage, cannot be read, or has no such
+    model. The endpoint has the last word on its models; this is for shaping a request, never for refusing one.
+    """
+    if is_remote_repository(deployment.repository):
+        return None
+    try:
+        repository = load_repository(deployment.repository)
+        name = model or repository.default_model(deployment.spec.model.default_model)
+    except EndpointKitError:
+        return None
+    return repository.models.get(name)
+
+
+# ------------------------------------------------------------------------------------------------ validate
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What ``validate`` checked: the endpoint's name and, per target, None when the target's own checks ran,
+    or why they were skipped (the target's pip extra is not installed)."""
+
+    name: str
+    checks: Mapping[str, str | None]
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The targets checked, in the spec's order."""
+        return tuple(self.checks)
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """The targets whose own checks were skipped, with the reason."""
+        return {target: note for target, note in self.checks.items() if note is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "valid": True,
+            "name": self.name,
+            "targets": list(self.targets),
+            "checks": {target: "skipped" if note else "ok" for target, note in self.checks.items()},
+            "skipped": self.skipped,
+        }
+
+
+def validate(
+    spec: SpecLike, target: str | None = None, *, adapter: Adapter | None = None, **options: Any
+) -> ValidationReport:
+    """Check a spec and its model repository, and run what each target's adapter checks before any call.
+
+    ``target`` None checks every target the spec lists (a Deployment: its own). Per target: the capability check
+    and the adapter's ``desired()``, which makes no cloud call but catches what only that target refuses (a
+    SageMaker instance type botocore does not know). A target whose pip extra is missing is skipped, with the
+    reason in the report. Touches no target.
+
+    Raises:
+        SpecError, UnsupportedCapabilityError: the spec is invalid, or a target would refuse it.
+    """
+    source = spec if isinstance(spec, Deployment | Spec) else load_spec(spec)
+    if target is not None:
+        names = [target]
+    else:
+        names = [source.target_name] if isinstance(source, Deployment) else list(source.targets)
+    deployments = [resolve(source, name) for name in names]
+    checks = {
+        deployment.target_name: _target_checks(deployment, adapter, options) for deployment in deployments
+    }
+    return ValidationReport(deployments[0].name, MappingProxyType(checks))
+
+
+def _target_checks(deployment: Deployment, adapter: Adapter | None, options: Mapping[str, Any]) -> str | None:
+    """Run the target's checks that make no call; a note instead when the target's extra is not installed."""
+    try:
+        with _adapter_for(deployment, adapter, options) as active:
+            check_capabilities(deployment, active)
+            active.desired(deployment)
+    except MissingDependencyError as missing:
+        return f"{deployment.kind} checks skipped: {missing}"
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ reap
+
+
+class ReapProgress(Protocol):
+    """What ``reap`` reports about each expired endpoint while it deletes them (the CLI shows a line each)."""
+
+    def started(self, state: EndpointState) -> Progress | None:
+        """The deletion of ``state``'s endpoint starts; returns the callback for its waits' progress, if any."""
+        ...
+
+    def finished(self, state: EndpointState, error: Exception | None) -> None:
+        """The deletion of ``state``'s endpoint ended: ``error`` is why it failed, None when it succeeded."""
+        ...
+
+
+def reap(
+    spec: SpecLike | None = None,
+    target: str | None = None,
+    *,
+    region: str | None = None,
+    dry_run: bool = False,
+    progress: ReapProgress | None = None,
+    adapter: Adapter | None = None,
+    now: datetime | None = None,
+    **options: Any,
+) -> ReapReport:
+    """Destroy every endpointkit-managed endpoint on a target whose ``endpointkit-expires-at`` has passed.
+
+    The target is one of ``spec``'s (``target`` names it when the spec has several), or, without a spec, a bare
+    target kind in ``target`` (``local``, or ``sagemaker`` with ``region``, default ``$AWS_REGION``). Whichever
+    spec an expired endpoint came from, it goes. With ``dry_run`` only the listing call is made. One failed
+    deletion does not stop the others: it is in ``ReapReport.failed``. Closes this process's pooled invoke
+    connections to each endpoint before deleting it. Blocks until every deletion ended.
+
+    ``progress`` hears of each deletion as it starts and ends (:class:`ReapProgress`); ``adapter`` replaces the
+    target's own; ``now`` (default: the current UTC time) decides what has expired; other keywords go to the
+    adapter's constructor.
+
+    Raises:
+        UsageError: the target is not named, or a bare kind cannot say where its endpoints are (AKS).
+        UnsupportedCapabilityError: the target cannot list its endpoints.
+        ProviderError: listing failed.
+    """
+    with _reap_adapter(spec, target, region, adapter, options) as active:
+        reaped: object = active
+        if isinstance(active, ReapableAdapter):
+            reaped = _Reaping(active, progress)
+        return reap_expired(reaped, now=now, dry_run=dry_run)
+
+
+class _Reaping:
+    """A target's adapter as reap uses it: each deletion closes the endpoint's pooled connections first, and is
+    reported to the caller's :class:`ReapProgress`."""
+
+    def __init__(self, adapter: ReapableAdapter, progress: ReapProgress | None) -> None:
+        self._adapter = adapter
+        self._progress = progress
+        # reap names the target in its report from these
+        self.kind = str(getattr(adapter, "kind", type(adapter).__name__))
+        self.target_name = str(getattr(adapter, "target_name", self.kind))
+
+    def list_endpoints(self) -> list[EndpointState]:
+        return self._adapter.list_endpoints()
+
+    def destroy_by_state(self, state: EndpointState, *, progress: Progress | None = None) -> None:
+        connection_pool.forget(state.name)
+        if self._progress is None:
+            self._adapter.destroy_by_state(state, progress=progress)
+            return
+        shown = self._progress.started(state)
+        try:
+            self._adapter.destroy_by_state(state, progress=_both(shown, progress))
+        except Exception as error:
+            self._progress.finished(state, error)
+            raise
+        self._progress.finished(state, None)
+
+
+def _both(first: Progress | None, second: Progress | None) -> Progress | None:
+    if first is None or second is None:
+        return first or second
+
+    def report(event: ProgressEvent) -> None:
+        first(event)
+        second(event)
+
+    return report
+
+
+_KINDS_NEEDING_A_SPEC = {"aks": "its subscription, resource group and cluster"}
+
+
+@contextlib.contextmanager
+def _reap_adapter(
+    spec: SpecLike | None,
+    target: str | None,
+    region: str | None,
+    adapter: Adapter | None,
+    options: Mapping[str, Any],
+) -> Iterator[Adapter]:
+    """The adapter of the target reap was pointed at (a target of ``spec``, or a bare kind), closed after."""
+    if adapter is not None:
+        yield adapter
+        return
+    if spec is not None:
+        if region is not None:
+            raise UsageError(
+                "a region goes with a bare sagemaker target (--region); a spec's target says its own"
+            )
+        created = adapters.create_adapter(resolve(spec, target, check_repository=False), **options)
+    else:
+        created = _bare_kind_adapter(target, region, options)
+    try:
+        yield created
+    finally:
+        created.close()
+
+
+def _bare_kind_adapter(kind: str | None, region: str | None, options: Mapping[str, Any]) -> Adapter:
+    if not kind:
+        raise UsageError(
+            "reap needs a target: a bare kind (--target local, sagemaker) or a spec (--spec FILE)"
+        )
+    if kind in _KINDS_NEEDING_A_SPEC:
+        raise UsageError(
+            f"a bare {kind} target cannot say {_KINDS_NEEDING_A_SPEC[kind]}: name it through a spec that has "
+            f"that {kind} target (--spec FILE --target NAME)"
+        )
+    if kind not in adapters.registered_kinds():
+        bare_kinds = ", ".join(k for k in adapters.registered_kinds() if k not in _KINDS_NEEDING_A_SPEC)
+        raise UsageError(f"{kind!r} is not a target kind; without a spec use one of: {bare_kinds}")
+    if kind != "sagemaker" and region:
+        raise UsageError(f"a region (--region) is for a bare sagemaker target, not {kind}")
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if kind == "sagemaker" and not region:
+        raise UsageError(
+            "a bare sagemaker target needs a region (--region, or AWS_REGION in the environment)"
+        )
+    bare = EndpointState("", kind, kind, EndpointStatus.UNKNOWN, region=region)
+    try:
+        return adapters.adapter_for_state(bare, **options)
+    except (KeyError, TypeError, ValueError) as exc:  # an adapter whose from_state needs more than a kind
+        raise UsageError(
+            f"the {kind} adapter needs its target's settings: name it through a spec (--spec FILE --target NAME) "
+            f"({exc!r})"
+        ) from None

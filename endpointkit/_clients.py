@@ -1,61 +1,100 @@
-"""Pooled adapters for invoke_endpoint, kept warm between calls and closed when an endpoint goes away."""
+"""The invoke connection pool: adapters kept warm between ``invoke_endpoint`` calls, closed when an endpoint goes."""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from endpointkit.adapters import adapter_for_state
 from endpointkit.adapters.base import Adapter, EndpointState
+from endpointkit.errors import UsageError
 
-__all__ = ["cached_adapter", "close_cached_clients", "forget_endpoint", "remember_adapter"]
+__all__ = ["DEFAULT_POOL_SIZE", "ConnectionPool"]
 
 # Adapters hold pooled keep-alive connections: rebuilding one per call would cost a TCP handshake (and for
-# SageMaker a boto3 client) on every request. A small bounded cache keyed by endpoint keeps them warm.
-_CACHE_SIZE = 16
-_cache: OrderedDict[tuple[str, str, str, str | None], tuple[Adapter, EndpointState]] = OrderedDict()
-_cache_lock = threading.Lock()
+# SageMaker a boto3 client) on every request. A small bounded pool keyed by endpoint keeps them warm.
+DEFAULT_POOL_SIZE = 16
+
+_EndpointKey = tuple[str, str, str, str | None]
 
 
-def _key(state: EndpointState) -> tuple[str, str, str, str | None]:
+def _key(state: EndpointState) -> _EndpointKey:
     return (state.kind, state.target, state.name, state.url)
 
 
-def cached_adapter(state: EndpointState, options: dict[str, Any] | None = None) -> Adapter:
-    """The pooled adapter for ``state``'s endpoint, made on first use."""
-    with _cache_lock:
-        hit = _cache.get(_key(state))
-        if hit is not None:
-            _cache.move_to_end(_key(state))
-            return hit[0]
-    return remember_adapter(state, adapter_for_state(state, **(options or {})))
+class ConnectionPool:
+    """Adapters (and the connections they hold) per endpoint, for the invoke path. Bounded and thread-safe.
 
+    The least recently used adapter is closed when a new endpoint would make more than ``size``. Adapters are
+    closed outside the lock, so a slow close never holds up another thread's request.
 
-def remember_adapter(state: EndpointState, adapter: Adapter) -> Adapter:
-    """Keep ``adapter`` as the pooled one for ``state``'s endpoint; closes what it replaces or evicts."""
-    with _cache_lock:
-        previous = _cache.pop(_key(state), None)
-        _cache[_key(state)] = (adapter, state)
-        evicted = [_cache.popitem(last=False)[1][0] for _ in range(max(0, len(_cache) - _CACHE_SIZE))]
-    for old in evicted + ([previous[0]] if previous and previous[0] is not adapter else []):
-        old.close()
-    return adapter
+    Args:
+        size: how many endpoints keep an adapter at most.
+        connect: makes the adapter for an endpoint from its state (default: the target kind's ``from_state``).
+    """
 
+    def __init__(
+        self,
+        size: int = DEFAULT_POOL_SIZE,
+        *,
+        connect: Callable[..., Adapter] = adapter_for_state,
+    ) -> None:
+        if size < 1:
+            raise UsageError(f"a connection pool holds at least one endpoint, not {size}")
+        self._size = size
+        self._connect = connect
+        self._adapters: OrderedDict[_EndpointKey, Adapter] = OrderedDict()
+        self._lock = threading.Lock()
 
-def close_cached_clients() -> None:
-    """Close every pooled connection that ``invoke_endpoint`` keeps (e.g. before destroying a local server)."""
-    with _cache_lock:
-        adapters = [adapter for adapter, _ in _cache.values()]
-        _cache.clear()
-    for adapter in adapters:
-        adapter.close()
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._adapters)
 
+    def adapter_for(self, state: EndpointState, options: Mapping[str, Any] | None = None) -> Adapter:
+        """The pooled adapter for ``state``'s endpoint, made on first use with ``options``."""
+        with self._lock:
+            pooled = self._adapters.get(_key(state))
+            if pooled is not None:
+                self._adapters.move_to_end(_key(state))
+                return pooled
+        # Made outside the lock: building a client can take a while and must not stall other endpoints.
+        return self.keep(state, self._connect(state, **dict(options or {})))
 
-def forget_endpoint(name: str) -> None:
-    """Drop pooled connections to endpoint ``name`` (called when it is destroyed)."""
-    with _cache_lock:
-        keys = [key for key in _cache if key[2] == name]
-        adapters = [_cache.pop(key)[0] for key in keys]
-    for adapter in adapters:
-        adapter.close()
+    def keep(self, state: EndpointState, adapter: Adapter) -> Adapter:
+        """Pool ``adapter`` for ``state``'s endpoint and return the adapter to use for it.
+
+        When another thread pooled one for the same endpoint meanwhile, that one is kept and returned, and
+        ``adapter`` is closed: an adapter in the pool may be serving a request, so it is never replaced.
+        """
+        key = _key(state)
+        with self._lock:
+            pooled = self._adapters.get(key)
+            if pooled is None:
+                self._adapters[key] = adapter
+                evicted = [
+                    self._adapters.popitem(last=False)[1] for _ in range(len(self._adapters) - self._size)
+                ]
+            else:
+                self._adapters.move_to_end(key)
+                evicted = [adapter] if adapter is not pooled else []
+        for unused in evicted:
+            unused.close()
+        return adapter if pooled is None else pooled
+
+    def forget(self, name: str) -> None:
+        """Close the pooled connections to endpoint ``name`` on any target (before it is destroyed)."""
+        with self._lock:
+            keys = [key for key in self._adapters if key[2] == name]
+            dropped = [self._adapters.pop(key) for key in keys]
+        for adapter in dropped:
+            adapter.close()
+
+    def close(self) -> None:
+        """Close every pooled connection. The pool stays usable: the next call connects afresh."""
+        with self._lock:
+            dropped = list(self._adapters.values())
+            self._adapters.clear()
+        for adapter in dropped:
+            adapter.close()

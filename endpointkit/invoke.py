@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from endpointkit._api import SpecLike, resolve
-from endpointkit._clients import cached_adapter, remember_adapter
+import orjson
+
+from endpointkit._api import SpecLike, connection_pool, resolve
 from endpointkit.adapters import create_adapter
 from endpointkit.adapters.base import Adapter, EndpointState, EndpointStatus, RawResponse
 from endpointkit.errors import InvalidRequestError, NotFoundError, ProviderError
@@ -39,7 +40,8 @@ def invoke_endpoint(
     """Run one inference on a deployed endpoint and return its outputs as numpy arrays.
 
     Args:
-        spec_or_state: a spec (or its path) with ``target``, or an :class:`EndpointState` from ``apply``/``status``.
+        spec_or_state: a spec (or its path, or a resolved Deployment) with ``target``, or an
+            :class:`EndpointState` from ``apply``/``status``.
         inputs: name -> array-like, or a sequence of :class:`~endpointkit.payloads.Tensor`.
         outputs: output names or :class:`RequestedOutput` (default: all outputs).
         binary: True/False forces binary+json or JSON; None picks per request.
@@ -51,8 +53,10 @@ def invoke_endpoint(
     Raises:
         PayloadError: the inputs cannot be encoded, the request is over the target's size limit, or the response
             cannot be decoded.
+        InvalidRequestError: the endpoint refused the request itself (an unknown input, output or model, a wrong
+            datatype or shape, data the model cannot read); carries Triton's message.
         NotFoundError: the endpoint does not exist or is not serving.
-        ProviderError: the endpoint answered with an error; carries Triton's message.
+        ProviderError: the endpoint answered with another error; carries Triton's message.
     """
     active, state = _connect(spec_or_state, target, adapter, options)
     encoded = encode_request(
@@ -63,7 +67,7 @@ def invoke_endpoint(
         request_id=request_id,
         parameters=parameters,
     )
-    limit = getattr(active, "max_request_bytes", None)
+    limit = active.max_request_bytes
     if limit is not None:
         check_size(encoded, limit)
     raw = active.invoke(state, encoded.body, encoded.headers, model=model, timeout=timeout)
@@ -81,7 +85,7 @@ def _connect(
     if isinstance(spec_or_state, EndpointState):
         if adapter is not None:
             return adapter, spec_or_state
-        return cached_adapter(spec_or_state, options), spec_or_state
+        return connection_pool.adapter_for(spec_or_state, options), spec_or_state
     deployment = resolve(spec_or_state, target)
     active = adapter or create_adapter(deployment, **options)
     state = active.status(deployment)
@@ -98,20 +102,38 @@ def _connect(
         )
     if adapter is not None:
         return adapter, state
-    return remember_adapter(state, active), state
-
-
-# Triton answers 400 for a request it cannot run as given (unknown input, wrong datatype or shape): bad input.
-_ERROR_BY_STATUS: dict[int, type[ProviderError]] = {400: InvalidRequestError, 404: NotFoundError}
+    return connection_pool.keep(state, active), state
 
 
 def _response_error(raw: RawResponse, state: EndpointState) -> ProviderError:
     message = error_message(raw.body) or f"HTTP {raw.status}"
-    error_class = _ERROR_BY_STATUS.get(raw.status, ProviderError)
-    return error_class(
+    return _error_class(raw)(
         f"{state.name} answered {raw.status}: {message}",
         provider=state.kind,
         operation="invoke",
         code=str(raw.status),
         retryable=raw.status in (429, 502, 503, 504),
     )
+
+
+def _error_class(raw: RawResponse) -> type[ProviderError]:
+    """Bad input when Triton refused the request itself; not found when nothing answers for the endpoint.
+
+    Triton answers 400 for a request it cannot run as given (unknown input or output, wrong datatype or shape,
+    data the model refuses) and 404 with its ``{"error": ...}`` document for a model or version it does not
+    serve (https://github.com/triton-inference-server/server/blob/main/docs/protocol/README.md, HTTP status
+    codes). A 404 without that document comes from something in front of Triton: the endpoint is not there.
+    """
+    if raw.status == 400 or (raw.status == 404 and _is_triton_error(raw.body)):
+        return InvalidRequestError
+    if raw.status == 404:
+        return NotFoundError
+    return ProviderError
+
+
+def _is_triton_error(body: bytes | bytearray | memoryview) -> bool:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(document, dict) and isinstance(document.get("error"), str)

@@ -35,19 +35,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from endpointkit.errors import EXIT_INTERRUPTED, EXIT_OK, TerraformQueryError, exit_code
+
 if TYPE_CHECKING:
-    from endpointkit.adapters.base import EndpointState
+    from endpointkit import EndpointState
     from endpointkit.spec import Deployment
 
-__all__ = ["QUERY_KEYS", "run_external", "state_result"]
+__all__ = ["QUERY_KEYS", "QueryError", "run_external", "state_result"]
 
 QUERY_KEYS = ("spec", "target", "action")
 ACTIONS = ("status", "apply")
-EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_TIMEOUT, EXIT_INTERRUPTED = 1, 2, 3, 130
 
-
-class QueryError(ValueError):
-    """The query on stdin breaks the protocol."""
+#: The protocol error under the name this module has always given it; the class lives in ``endpointkit.errors``.
+QueryError = TerraformQueryError
 
 
 def run_external(stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
@@ -58,7 +58,7 @@ def run_external(stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     try:
         if stdin.isatty():
             # Terraform always pipes the query; a person at a terminal would wait forever for nothing.
-            raise QueryError(
+            raise TerraformQueryError(
                 'reads one JSON query on stdin, e.g. echo \'{"spec": "endpoint.yaml"}\' | endpointkit terraform'
             )
         with _quiet():
@@ -70,59 +70,61 @@ def run_external(stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     except Exception as error:  # the protocol allows one line on stderr: never a traceback
         stderr.write(f"endpointkit terraform: {_one_line(error)}\n")
         stderr.flush()
-        return _exit_code(error)
+        return exit_code(error)
     stdout.write(json.dumps(result, sort_keys=True) + "\n")
     stdout.flush()
-    return 0
+    return EXIT_OK
 
 
 def parse_query(text: str) -> dict[str, str]:
     """The query as a dict of strings, checked against the protocol.
 
     Raises:
-        QueryError: not a JSON object, a value that is not a string, an unknown key, no ``spec``, or an
+        TerraformQueryError: not a JSON object, a value that is not a string, an unknown key, no ``spec``, or an
             unknown ``action``.
     """
     try:
         query = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise QueryError(f"stdin is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        raise TerraformQueryError(
+            f"stdin is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
     if not isinstance(query, dict):
-        raise QueryError(f"stdin must hold one JSON object, not a JSON {_json_type(query)}")
+        raise TerraformQueryError(f"stdin must hold one JSON object, not a JSON {_json_type(query)}")
     for key, value in query.items():
         if not isinstance(value, str):
-            raise QueryError(
+            raise TerraformQueryError(
                 f"query value {key!r} is a JSON {_json_type(value)}, not a string: the external data source "
                 "passes strings only (use tostring() or jsonencode() in the query)"
             )
     unknown = sorted(set(query) - set(QUERY_KEYS))
     if unknown:
-        raise QueryError(f"unknown query key(s) {', '.join(unknown)}; allowed: {', '.join(QUERY_KEYS)}")
+        raise TerraformQueryError(
+            f"unknown query key(s) {', '.join(unknown)}; allowed: {', '.join(QUERY_KEYS)}"
+        )
     if not query.get("spec"):
-        raise QueryError(
+        raise TerraformQueryError(
             'the query needs "spec": the spec file, e.g. abspath("${path.module}/endpoint.yaml")'
         )
     action = query.get("action") or "status"
     if action not in ACTIONS:
-        raise QueryError(f"unknown action {action!r}; actions: {', '.join(ACTIONS)}")
+        raise TerraformQueryError(f"unknown action {action!r}; actions: {', '.join(ACTIONS)}")
     return {"spec": query["spec"], "target": query.get("target", ""), "action": action}
 
 
 def _answer(query: dict[str, str]) -> dict[str, str]:
     # Imported here, not at module level: `endpointkit terraform --help` and protocol errors stay cheap.
     from endpointkit import _api
-    from endpointkit.pricing import estimate_cost
 
     spec_path = Path(query["spec"])
     if not spec_path.is_absolute():
         spec_path = Path.cwd() / spec_path
     deployment = _api.resolve(spec_path, query["target"] or None, check_repository=query["action"] == "apply")
     if query["action"] == "apply":
-        state: EndpointState | None = _api.apply(deployment.spec, deployment.target_name)
+        state: EndpointState | None = _api.apply(deployment)
     else:
-        state = _api.status(deployment.spec, deployment.target_name)
-    hourly = estimate_cost(deployment).total
-    result = state_result(deployment, state, hourly_cost=hourly)
+        state = _api.status(deployment)
+    result = state_result(deployment, state, hourly_cost=_api.hourly_cost(deployment))
     result["action"] = query["action"]
     return result
 
@@ -200,21 +202,3 @@ def _json_type(value: object) -> str:
 def _one_line(error: BaseException) -> str:
     text = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
     return text or type(error).__name__
-
-
-def _exit_code(error: BaseException) -> int:
-    from endpointkit.errors import (
-        InvalidRequestError,
-        PayloadError,
-        ProvisionTimeout,
-        SpecError,
-        UnsupportedCapabilityError,
-    )
-
-    if isinstance(
-        error, (QueryError, SpecError, PayloadError, InvalidRequestError, UnsupportedCapabilityError)
-    ):
-        return EXIT_BAD_INPUT
-    if isinstance(error, ProvisionTimeout):
-        return EXIT_TIMEOUT
-    return EXIT_FAILURE

@@ -14,6 +14,7 @@ import pytest
 
 import endpointkit as ek
 from endpointkit import adapters
+from endpointkit._endpoint_state import encode_expiry
 from endpointkit._wait import Progress, ProgressEvent
 from endpointkit.adapters.base import EXPIRES_AT_TAG, Adapter, ReapableAdapter, Resource
 from endpointkit.adapters.memory import MemoryAdapter, MemoryCloud
@@ -69,6 +70,24 @@ def test_list_endpoints_returns_managed_endpoints_with_their_expiry(
     assert set(listed) == {"old", "older", "fresh", "forever"}
     assert listed["old"] == NOW - timedelta(hours=2)
     assert listed["forever"] is None
+
+
+def test_a_tag_of_the_previous_writer_is_reaped_like_one_of_the_codec() -> None:
+    adapter = MemoryAdapter()
+    for name in ("previous", "codec"):
+        ek.apply(make_spec(name, ttl="1h"), adapter=adapter)
+    tags = adapter.cloud.endpoint_tags
+    tags["previous"][EXPIRES_AT_TAG] = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")  # managed_tags before the codec
+    tags["codec"][EXPIRES_AT_TAG] = encode_expiry(NOW)
+
+    listed = {state.name: state.expires_at for state in adapter.list_endpoints()}
+    report = reap(adapter, now=NOW)
+
+    assert listed == {"codec": NOW, "previous": NOW}
+    assert [(o.state.name, o.action) for o in report.outcomes] == [
+        ("codec", "destroyed"),
+        ("previous", "destroyed"),
+    ]
 
 
 def test_reap_destroys_only_expired_endpoints_with_one_list_and_three_deletes_each(
@@ -289,3 +308,14 @@ def test_cli_reap_without_a_terminal_writes_a_line_per_change(
         "second: endpoint second: Deleting (0s / 60s)",
         "second: destroyed",
     ]
+
+
+def test_cli_reap_a_region_with_a_spec_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "endpoint.yaml"
+    spec.write_text("name: demo\nmodel: {repository: s3://m/x.tar.gz}\nvariants: [{name: primary}]\n")
+    assert main(["reap", "--spec", str(spec), "--region", "us-east-1", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["error"] == "UsageError"
+    assert "--region" in captured.err

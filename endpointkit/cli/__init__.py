@@ -1,9 +1,10 @@
 """The ``endpointkit`` command: validate, plan, apply, status, invoke, destroy, reap, terraform.
 
-Exit codes: 0 success, 1 provider or runtime failure, 2 bad input (spec, payload, usage, unknown target,
-unsupported capability, cost limit), 3 timeout, 130 interrupted. Expected errors print one message, never a
-traceback. ``plan``, ``apply``, ``status`` and ``destroy`` take several spec files or folders (a fleet): they
-run in parallel and end with one summary table, or one JSON document, and the worst exit code.
+Exit codes (``endpointkit.errors.exit_code``): 0 success, 1 provider or runtime failure, 2 bad input (spec,
+payload, usage, unknown target, unsupported capability, cost limit), 3 timeout, 130 interrupted. Expected errors
+print one message, never a traceback. ``plan``, ``apply``, ``status`` and ``destroy`` take several spec files or
+folders (a fleet): they run in parallel and end with one summary table, or one JSON document, and the worst exit
+code.
 """
 
 from __future__ import annotations
@@ -24,18 +25,20 @@ from endpointkit.cli._commands import (
     _one_plan,
     _one_status,
 )
-from endpointkit.cli._errors import EXIT_BAD_INPUT as EXIT_BAD_INPUT
-from endpointkit.cli._errors import EXIT_FAILURE as EXIT_FAILURE
-from endpointkit.cli._errors import EXIT_INTERRUPTED as EXIT_INTERRUPTED
-from endpointkit.cli._errors import EXIT_OK as EXIT_OK
-from endpointkit.cli._errors import EXIT_TIMEOUT as EXIT_TIMEOUT
-from endpointkit.cli._errors import CostLimitExceeded as CostLimitExceeded
-from endpointkit.cli._errors import _error_document, _exit_code, _message, _UsageError
+from endpointkit.cli._errors import _error_document, _message
 from endpointkit.cli._fleet import _endpoint_command
 from endpointkit.cli._invoke import _cmd_invoke
 from endpointkit.cli._parser import _build_parser
 from endpointkit.cli._reap import _cmd_reap
-from endpointkit.errors import EndpointKitError
+
+# Kept importable from here; they live in the one error tree and its exit-code mapping.
+from endpointkit.errors import EXIT_BAD_INPUT as EXIT_BAD_INPUT
+from endpointkit.errors import EXIT_FAILURE as EXIT_FAILURE
+from endpointkit.errors import EXIT_INTERRUPTED as EXIT_INTERRUPTED
+from endpointkit.errors import EXIT_OK as EXIT_OK
+from endpointkit.errors import EXIT_TIMEOUT as EXIT_TIMEOUT
+from endpointkit.errors import CostLimitExceeded as CostLimitExceeded
+from endpointkit.errors import EndpointKitError, exit_code
 
 __all__ = ["main"]
 
@@ -50,11 +53,6 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "reap": _cmd_reap,
     "terraform": _cmd_terraform,
 }
-
-
-def register_command(name: str, handler: Callable[[argparse.Namespace], int]) -> None:
-    """Hook for commands defined in other modules."""
-    _COMMANDS[name] = handler
 
 
 @contextlib.contextmanager
@@ -85,11 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         as_json = bool(getattr(args, "json", False))
         with _interrupts_as_errors():
             return _COMMANDS[args.command](args)
-    except (_UsageError, EndpointKitError) as error:
+    except EndpointKitError as error:
         sys.stderr.write(f"endpointkit: error: {_message(error)}\n")
         if as_json:
             sys.stdout.write(orjson.dumps(_error_document(error)).decode() + "\n")
-        return _exit_code(error)
+        return exit_code(error)
     except KeyboardInterrupt:
         sys.stderr.write("endpointkit: interrupted\n")
         return EXIT_INTERRUPTED

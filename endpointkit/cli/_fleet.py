@@ -16,9 +16,10 @@ import orjson
 
 from endpointkit import _api, fleet
 from endpointkit._wait import Progress
-from endpointkit.cli._errors import EXIT_OK, _error_document, _exit_code, _message, _one_line
+from endpointkit.cli._errors import _error_document, _message, _one_line
 from endpointkit.cli._output import _emit, _Outcome, _ProgressLine
-from endpointkit.errors import EndpointKitError, SpecError
+from endpointkit.errors import EXIT_OK, EndpointKitError, SpecError
+from endpointkit.errors import exit_code as _exit_code
 from endpointkit.spec import Deployment
 
 _OneEndpoint = Callable[[Deployment, argparse.Namespace, Progress | None], _Outcome]
@@ -150,16 +151,14 @@ class _FleetCost:
     unpriced: int
 
     def text(self) -> str:
-        from endpointkit.pricing import format_usd
-
         if self.total is not None:
-            return f"estimated total {format_usd(self.total)}"
+            return f"estimated total {_api.format_usd(self.total)}"
         why = []
         if self.failed:
             why.append(f"{self.failed} spec{'s' if self.failed != 1 else ''} failed")
         if self.unpriced:
             why.append(f"{self.unpriced} with an unknown price")
-        at_least = f"at least {format_usd(self.known_part)}, " if self.known_part > 0 else ""
+        at_least = f"at least {_api.format_usd(self.known_part)}, " if self.known_part > 0 else ""
         return f"estimated total unknown ({at_least}{', '.join(why)})"
 
 

@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 import orjson
 
-from endpointkit.cli._errors import EXIT_OK, _UsageError
+from endpointkit import _api
+from endpointkit._api import ModelInfo
 from endpointkit.cli._output import _emit
-from endpointkit.errors import EndpointKitError, PayloadError
+from endpointkit.errors import EXIT_OK, PayloadError, UsageError
+from endpointkit.invoke import invoke_endpoint
 from endpointkit.payloads import InferResponse, RequestedOutput, Tensor, parse_classification
-from endpointkit.spec import Deployment
 
 # A tensor of up to _SHOWN_ELEMENTS values is shown whole; a bigger one by a preview of its first and last values.
 _SHOWN_ELEMENTS = 24
@@ -31,15 +32,12 @@ _SHOWN_BYTES = 48
 
 
 def _cmd_invoke(args: argparse.Namespace) -> int:
-    from endpointkit import _api
-    from endpointkit.invoke import invoke_endpoint
-
     if not args.input:
-        raise _UsageError("invoke needs at least one --input NAME=FILE")
-    inputs = dict(_read_input(item) for item in args.input)
+        raise UsageError("invoke needs at least one --input NAME=FILE")
+    tensors = _read_inputs(args.input)
     deployment = _api.resolve(args.spec, args.target)
-    model = _model_info(deployment, args.model)
-    inputs = {name: _batched(name, value, model, force=args.batch) for name, value in inputs.items()}
+    model = _api.model_info(deployment, args.model)
+    tensors = [_batched(tensor, model, force=args.batch) for tensor in tensors]
     classified = _classified_outputs(args, model)
     outputs: list[str | RequestedOutput] | None = None
     if classified:
@@ -47,13 +45,7 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
     elif args.output:
         outputs = list(args.output)
     response = invoke_endpoint(
-        deployment.spec,
-        inputs,
-        target=deployment.target_name,
-        outputs=outputs,
-        binary=args.binary,
-        model=args.model,
-        timeout=args.timeout,
+        deployment, tensors, outputs=outputs, binary=args.binary, model=args.model, timeout=args.timeout
     )
     if args.output_dir is not None:
         args.output_dir.mkdir(parents=True, exist_ok=True)
@@ -74,72 +66,84 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------ inputs
 
 
-def _read_input(item: str) -> tuple[str, Any]:
-    name, separator, file_name = item.partition("=")
-    if not separator or not name or not file_name:
-        raise _UsageError(f"--input {item!r}: write NAME=FILE, e.g. --input IMAGE=sample.jpg")
-    path = Path(file_name)
+def _read_inputs(items: list[str]) -> list[Tensor]:
+    """The ``--input NAME=FILE`` tensors, in command-line order.
+
+    Raises:
+        UsageError: an item is not ``NAME=FILE``, or names an input a second time.
+        PayloadError: a file cannot be read as a tensor (names the input and the file).
+    """
+    files: dict[str, Path] = {}
+    for item in items:
+        name, separator, file_name = item.partition("=")
+        if not separator or not name or not file_name:
+            raise UsageError(f"--input {item!r}: write NAME=FILE, e.g. --input IMAGE=sample.jpg")
+        if name in files:
+            raise UsageError(
+                f"--input {name} is given twice ({files[name]} and {file_name}): give each input once"
+            )
+        files[name] = Path(file_name)
+    return [_read_input(name, path) for name, path in files.items()]
+
+
+def _read_input(name: str, path: Path) -> Tensor:
     try:
         if path.suffix == ".npy":
-            return name, np.load(path, allow_pickle=False)
+            return Tensor(name, np.load(path, allow_pickle=False))
         raw = path.read_bytes()
     except (OSError, ValueError) as exc:
         raise PayloadError(f"--input {name}: cannot read {path}: {exc}", field=name) from None
     if path.suffix == ".json":
-        return name, _json_input(name, path, raw)
-    return name, np.frombuffer(raw, dtype=np.uint8)
+        return _json_input(name, path, raw)
+    return Tensor(name, np.frombuffer(raw, dtype=np.uint8))
 
 
-def _json_input(name: str, path: Path, raw: bytes) -> Any:
+def _json_input(name: str, path: Path, raw: bytes) -> Tensor:
+    """A tensor from a JSON file: a nested list, or ``{"data", "datatype", "shape"}``."""
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise PayloadError(f"--input {name}: {path} is not JSON: {exc}", field=name) from None
-    if isinstance(value, dict):
-        if "data" not in value:
-            raise PayloadError(f"--input {name}: {path} is an object without 'data'", field=name)
-        array = np.asarray(value["data"])
-        if "shape" in value:
-            try:
-                array = array.reshape(value["shape"])
-            except (TypeError, ValueError) as exc:
-                raise PayloadError(f"--input {name}: {path}: {exc}", field=name) from None
-        return Tensor(name, array, datatype=value.get("datatype"))
-    return np.asarray(value)
+    if not isinstance(value, dict):
+        return Tensor(name, _json_array(name, path, value))
+    if "data" not in value:
+        raise PayloadError(f"--input {name}: {path} is an object without 'data'", field=name)
+    array = _json_array(name, path, value["data"])
+    if "shape" in value:
+        try:
+            array = array.reshape(value["shape"])
+        except (TypeError, ValueError) as exc:
+            raise PayloadError(f"--input {name}: {path}: {exc}", field=name) from None
+    return Tensor(name, array, datatype=value.get("datatype"))
 
 
-def _model_info(deployment: Deployment, explicit: str | None) -> Any:
-    """The ``ModelInfo`` of the model the request goes to, from the spec's local repository; None if unknown."""
-    from endpointkit.modelrepo import is_remote_repository, load_repository
-
-    if is_remote_repository(deployment.repository):
-        return None
+def _json_array(name: str, path: Path, data: Any) -> np.ndarray[Any, Any]:
     try:
-        repository = load_repository(deployment.repository)
-        name = explicit or repository.default_model(deployment.spec.model.default_model)
-    except EndpointKitError:  # the request still goes out; the server has the last word on the model
-        return None
-    return repository.models.get(name)
+        return np.asarray(data)
+    except ValueError:  # numpy refuses nested lists of different lengths
+        raise PayloadError(
+            f"--input {name}: {path} holds ragged nested lists (rows of different lengths); a tensor needs "
+            "every row of a dimension to have the same length",
+            field=name,
+        ) from None
 
 
-def _batched(name: str, value: Any, model: Any, *, force: bool) -> Any:
-    """``value`` with a leading batch dimension of 1 when the model batches and the file left it out."""
-    array = np.asarray(value.data) if isinstance(value, Tensor) else value
-    if not (force or _batch_missing(name, array, model)):
-        return value
-    if isinstance(value, Tensor):
-        return Tensor(value.name, array[np.newaxis, ...], datatype=value.datatype)
-    return array[np.newaxis, ...]
+def _batched(tensor: Tensor, model: ModelInfo | None, *, force: bool) -> Tensor:
+    """``tensor`` with a leading batch dimension of 1 when the model batches and the file left it out."""
+    array = np.asarray(tensor.data)
+    if not (force or _batch_missing(tensor.name, array, model)):
+        return tensor
+    return Tensor(tensor.name, array[np.newaxis, ...], datatype=tensor.datatype)
 
 
-def _batch_missing(name: str, array: np.ndarray[Any, Any], model: Any) -> bool:
+def _batch_missing(name: str, array: np.ndarray[Any, Any], model: ModelInfo | None) -> bool:
     if model is None or model.max_batch_size <= 0:
         return False
     declared = {tensor.name: tensor.dims for tensor in model.inputs}
     return name in declared and array.ndim == len(declared[name])
 
 
-def _classified_outputs(args: argparse.Namespace, model: Any) -> list[str]:
+def _classified_outputs(args: argparse.Namespace, model: ModelInfo | None) -> list[str]:
     """The outputs to ask Triton's classification extension for (``--classes N``), or none."""
     if args.classes is None:
         return []
@@ -147,7 +151,7 @@ def _classified_outputs(args: argparse.Namespace, model: Any) -> list[str]:
         return list(args.output)
     if model is not None and model.outputs:
         return [tensor.name for tensor in model.outputs]
-    raise _UsageError("--classes needs the outputs to classify: name them with --output NAME")
+    raise UsageError("--classes needs the outputs to classify: name them with --output NAME")
 
 
 # ------------------------------------------------------------------------------------------------ outputs

@@ -11,9 +11,9 @@ from typing import Any, TextIO
 
 import orjson
 
+from endpointkit import EndpointState
+from endpointkit._api import time_left
 from endpointkit._wait import ProgressEvent
-from endpointkit.adapters.base import EndpointState
-from endpointkit.provisioners.reap import time_left
 
 
 class _ProgressLine:

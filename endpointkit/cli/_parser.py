@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeAlias
 
 from endpointkit import fleet
-from endpointkit.cli._errors import _UsageError
+from endpointkit.errors import UsageError
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        raise _UsageError(message)
+        raise UsageError(message)
+
+
+# What add_subparsers() returns: argparse gives the type no public name.
+_Commands: TypeAlias = "argparse._SubParsersAction[_Parser]"
 
 
 _REAP_HELP = """\
@@ -63,6 +68,16 @@ def _usd(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds, e.g. 30") from None
+    if not (value > 0 and math.isfinite(value)):  # 0 or less would time out before the request is sent
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number of seconds above 0")
+    return value
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="endpointkit",
@@ -70,39 +85,57 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"endpointkit {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_endpoint_commands(commands)
+    _add_invoke_command(commands)
+    _add_reap_command(commands)
+    _add_terraform_command(commands)
+    return parser
 
-    def with_spec(name: str, help_text: str, *, fleet_capable: bool = False) -> argparse.ArgumentParser:
-        command = commands.add_parser(name, help=help_text, description=help_text)
-        if fleet_capable:
-            command.add_argument(
-                "spec",
-                nargs="+",
-                help="a spec file (YAML); several files or folders (their *.yaml, *.yml) make a fleet, "
-                "run in parallel with one summary at the end",
-            )
-            command.add_argument(
-                "--parallel",
-                type=_positive_int,
-                default=fleet.DEFAULT_PARALLEL,
-                metavar="N",
-                help=f"fleets: how many specs at a time (default {fleet.DEFAULT_PARALLEL})",
-            )
-        else:
-            command.add_argument("spec", help="the spec file (YAML)")
-        command.add_argument("--target", help="which of the spec's targets (needed when it has several)")
-        command.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-        return command
 
-    with_spec(
+def _add_spec_command(
+    commands: _Commands, name: str, help_text: str, *, fleet_capable: bool = False
+) -> argparse.ArgumentParser:
+    """A command on one spec file, or (``fleet_capable``) on several files or folders run in parallel."""
+    command = commands.add_parser(name, help=help_text, description=help_text)
+    if fleet_capable:
+        command.add_argument(
+            "spec",
+            nargs="+",
+            help="a spec file (YAML); several files or folders (their *.yaml, *.yml) make a fleet, "
+            "run in parallel with one summary at the end",
+        )
+        command.add_argument(
+            "--parallel",
+            type=_positive_int,
+            default=fleet.DEFAULT_PARALLEL,
+            metavar="N",
+            help=f"fleets: how many specs at a time (default {fleet.DEFAULT_PARALLEL})",
+        )
+    else:
+        command.add_argument("spec", help="the spec file (YAML)")
+    command.add_argument("--target", help="which of the spec's targets (needed when it has several)")
+    command.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    return command
+
+
+def _add_endpoint_commands(commands: _Commands) -> None:
+    """validate, and the commands that take a fleet: plan, apply, status, destroy."""
+    _add_spec_command(
+        commands,
         "validate",
         "Check a spec, its model repository, and what each target's adapter refuses before any cloud call "
         "(a SageMaker instance type, a capability the target lacks); touches no target.",
     )
-    plan = with_spec(
-        "plan", "Show what apply would change and its estimated hourly cost. Read-only.", fleet_capable=True
+    plan = _add_spec_command(
+        commands,
+        "plan",
+        "Show what apply would change and its estimated hourly cost. Read-only.",
+        fleet_capable=True,
     )
     plan.add_argument("--dry-run", action="store_true", help="plan against an empty in-memory target")
-    apply = with_spec("apply", "Create or update the endpoint and wait until it serves.", fleet_capable=True)
+    apply = _add_spec_command(
+        commands, "apply", "Create or update the endpoint and wait until it serves.", fleet_capable=True
+    )
     apply.add_argument("--dry-run", action="store_true", help="apply to an in-memory target: no real call")
     apply.add_argument(
         "--max-hourly-cost",
@@ -111,23 +144,29 @@ def _build_parser() -> argparse.ArgumentParser:
         help="refuse, before any call, to apply an endpoint whose estimated on-demand cost per hour is above "
         "USD, or unknown (checked per endpoint in a fleet)",
     )
-    with_spec(
-        "status", "Show the endpoint's state and time left before its ttl. Read-only.", fleet_capable=True
+    _add_spec_command(
+        commands,
+        "status",
+        "Show the endpoint's state and time left before its ttl. Read-only.",
+        fleet_capable=True,
     )
-    destroy = with_spec(
-        "destroy", "Delete the endpoint, its config and its model. Idempotent.", fleet_capable=True
+    destroy = _add_spec_command(
+        commands, "destroy", "Delete the endpoint, its config and its model. Idempotent.", fleet_capable=True
     )
     destroy.add_argument(
         "--purge-artifacts", action="store_true", help="also delete uploaded model archives (SageMaker)"
     )
-    invoke = with_spec("invoke", "Send one inference request and print the outputs.")
+
+
+def _add_invoke_command(commands: _Commands) -> None:
+    invoke = _add_spec_command(commands, "invoke", "Send one inference request and print the outputs.")
     invoke.add_argument(
         "--input",
         action="append",
         default=[],
         metavar="NAME=FILE",
-        help="an input tensor: a .npy file, a .json file (a nested list, or {data, datatype, shape}), "
-        "or any other file sent as raw UINT8 bytes",
+        help="an input tensor, once per name: a .npy file, a .json file (a nested list, or {data, datatype, "
+        "shape}), or any other file sent as raw UINT8 bytes",
     )
     invoke.add_argument(
         "--output", action="append", default=[], metavar="NAME", help="request only these outputs"
@@ -153,8 +192,16 @@ def _build_parser() -> argparse.ArgumentParser:
     invoke.add_argument(
         "--output-dir", type=Path, help="write each output as NAME.npy here instead of printing it"
     )
-    invoke.add_argument("--timeout", type=float, default=None, help="seconds for the request")
+    invoke.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="seconds for the request (more than 0)",
+    )
 
+
+def _add_reap_command(commands: _Commands) -> None:
     reap = commands.add_parser(
         "reap",
         help="Destroy the endpoints whose ttl has passed on one target.",
@@ -167,6 +214,8 @@ def _build_parser() -> argparse.ArgumentParser:
     reap.add_argument("--dry-run", action="store_true", help="list what would be destroyed; delete nothing")
     reap.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
+
+def _add_terraform_command(commands: _Commands) -> None:
     terraform = commands.add_parser(
         "terraform",
         help="The program of Terraform's external data source (JSON on stdin and stdout).",
@@ -176,7 +225,6 @@ def _build_parser() -> argparse.ArgumentParser:
     terraform.add_argument(
         "--json", action="store_true", help="accepted for symmetry: the answer is always one JSON object"
     )
-    return parser
 
 
 def _version() -> str:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from endpointkit._clients import forget_endpoint
 from endpointkit._wait import Progress
 from endpointkit.adapters.base import EndpointState, EndpointStatus, ReapableAdapter
 from endpointkit.errors import UnsupportedCapabilityError
@@ -129,8 +128,6 @@ def reap(
             outcomes.append(ReapOutcome(state, "would destroy"))
             continue
         try:
-            # pooled keep-alive connections of this process would hold a stopping server for its exit timeout
-            forget_endpoint(state.name)
             adapter.destroy_by_state(state, progress=progress)
         except Exception as error:  # one endpoint's failure must not keep the others alive
             logger.info("reap could not destroy %s: %s", state.name, error)

@@ -82,6 +82,9 @@ class AksAdapter:
 
     kind: str = "aks"
     payload_protocol: Literal["triton", "sagemaker"] = "triton"
+    #: no limit of the whole body: the LoadBalancer passes it to tritonserver, which checks each input against
+    #: --http-max-input-size (64 MiB by default) and answers 400 with its own message
+    max_request_bytes: int | None = None
 
     def __init__(
         self,
