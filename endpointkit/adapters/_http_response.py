@@ -5,19 +5,54 @@ for the three headers of a Triton response on the development machine, a tenth o
 the invoke hot path, which shares the cores with the server. :class:`FastResponse` keeps everything else of
 ``HTTPResponse`` (status line, 100 Continue, chunked bodies, keep-alive decisions) and only swaps the headers
 for :class:`Headers`, a dict by lower-case name. Header values are decoded as ISO-8859-1, as http.client does.
+
+:func:`inflate_response` undoes a gzip or deflate ``Content-Encoding`` with a bound on the inflated size
+(through :func:`~endpointkit.payloads.inflate`, re-exported here), for every endpointkit HTTP transport.
 """
 
 from __future__ import annotations
 
 import http.client
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import BinaryIO
 
-__all__ = ["FastResponse", "Headers"]
+from endpointkit.adapters.base import RawResponse
+from endpointkit.payloads import inflate
+
+__all__ = ["FastResponse", "Headers", "inflate", "inflate_response"]
 
 # The limits http.client applies (_MAXLINE, _MAXHEADERS).
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
+
+
+# What inflate() undoes; any other Content-Encoding is left for the payload decoder to refuse by name.
+_INFLATABLE = frozenset({"gzip", "x-gzip", "deflate"})
+
+
+def inflate_response(response: RawResponse, *, limit: int, setting: str) -> RawResponse:
+    """``response`` with a gzip or deflate body inflated and its ``content-encoding`` header gone.
+
+    ``content-length`` then gives the inflated length. A response without a body, or with no or another
+    encoding, comes back unchanged. Pure; does not block on I/O.
+
+    Args:
+        response: as read from the wire, headers by lower-case name.
+        limit: the most bytes the inflated body may hold.
+        setting: how the caller raises ``limit``, named in the error
+            (``"HttpTransport(max_response_bytes=...)"``).
+
+    Raises:
+        PayloadError: the body inflates past ``limit``, or is not a complete stream of its encoding.
+    """
+    encoding = response.headers.get("content-encoding")
+    if not response.body or encoding is None or encoding.strip().lower() not in _INFLATABLE:
+        return response
+    body = inflate(response.body, encoding, limit=limit, setting=setting)
+    headers = {name: value for name, value in response.headers.items() if name != "content-encoding"}
+    headers["content-length"] = str(len(body))
+    return replace(response, headers=headers, body=body)
 
 
 class Headers(dict[str, str]):

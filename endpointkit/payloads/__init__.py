@@ -17,11 +17,25 @@ from numpy, BYTES elements are length-prefixed with one join, and decoded binary
 ``np.frombuffer`` views of the body.
 
 Every fault raises :class:`~endpointkit.errors.PayloadError` with the field or byte offset.
+
+Values the wire cannot carry faithfully are refused, never altered:
+
+* Integers out of the datatype's range, and finite floats beyond FP16, FP32 or BF16 (``1e39`` for FP32,
+  ``70000.0`` for FP16), which numpy would turn into inf. Infinities and NaN given as such are data: they
+  travel unchanged (in JSON as the ``NaN``/``Infinity``/``-Infinity`` tokens Triton reads and writes).
+* JSON booleans in numeric tensors, one rule both ways, Triton's: BOOL ``data`` holds only ``true``/``false``
+  and every other numeric datatype only JSON numbers. Triton refuses a ``true`` in an FP32 tensor ("attempt
+  to access JSON non-number as double": rapidjson ``IsNumber`` is false for it), so :func:`decode_request`
+  and :func:`decode_response` refuse it, naming the tensor and the element, rather than read 1; encoders only
+  ever write numbers there (a bool array given with an explicit numeric datatype is cast to 0 and 1 first).
+* A gzip or deflate body that inflates past ``max_inflated_bytes`` (:data:`DEFAULT_MAX_INFLATED_BYTES`,
+  64 MiB): inflation stops at the bound, so a compression bomb costs about the bound in memory.
 """
 
 from __future__ import annotations
 
 from endpointkit.payloads._codec import AUTO_BINARY_THRESHOLD
+from endpointkit.payloads._inflate import DEFAULT_MAX_INFLATED_BYTES, inflate
 from endpointkit.payloads._request import (
     RESERVED_PARAMETER_PREFIX,
     RESERVED_PARAMETERS,
@@ -55,6 +69,7 @@ __all__ = [
     "BINARY_CONTENT_TYPE",
     "Classification",
     "DATATYPES",
+    "DEFAULT_MAX_INFLATED_BYTES",
     "DataType",
     "EncodedBody",
     "EncodedRequest",
@@ -77,6 +92,7 @@ __all__ = [
     "encode_request",
     "encode_response",
     "error_message",
+    "inflate",
     "parse_classification",
     "parse_framing",
     "sagemaker_binary_content_type",

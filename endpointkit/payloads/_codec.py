@@ -7,7 +7,6 @@ JSON (server ``docs/protocol/extension_binary_data.md``).
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -16,6 +15,7 @@ import numpy.typing as npt
 
 from endpointkit.errors import PayloadError
 from endpointkit.payloads._binary import array_from_binary
+from endpointkit.payloads._inflate import inflate
 from endpointkit.payloads._json import TrailingDataError, array_from_json, dumps, loads
 from endpointkit.payloads._tensors import PreparedTensor
 from endpointkit.payloads.content_types import (
@@ -158,26 +158,17 @@ def _join(body: Body | str) -> bytes | memoryview:
     raise PayloadError(f"the body must be bytes-like or a sequence of buffers, got {type(body).__name__}")
 
 
-def _decompress(body: bytes | memoryview, encoding: str) -> bytes:
-    # wbits 47 = 32 + 15: zlib detects a gzip or zlib header itself, as Triton's inflateInit2(15|32) does
-    # (server src/data_compressor.h); some servers send headerless "deflate", tried second.
-    for wbits in (47, -15) if encoding == "deflate" else (47,):
-        decompressor = zlib.decompressobj(wbits)
-        try:
-            data = decompressor.decompress(body) + decompressor.flush()
-        except zlib.error:
-            continue
-        if decompressor.eof and not decompressor.unused_data:
-            return data
-    raise PayloadError(f"the body is not a complete {encoding} stream", field="Content-Encoding", offset=0)
-
-
-def read_body(body: Body | str, headers: HeadersLike) -> tuple[bytes | memoryview, Framing]:
-    """Join and decompress ``body``; check the header length against it."""
+def read_body(
+    body: Body | str, headers: HeadersLike, max_inflated_bytes: int
+) -> tuple[bytes | memoryview, Framing]:
+    """Join and inflate ``body`` (at most ``max_inflated_bytes``); check the header length against it."""
     framing = parse_framing(headers)
     data = _join(body)
     if framing.encoding is not None:
-        data = _decompress(data, framing.encoding)
+        inflated = inflate(
+            data, framing.encoding, limit=max_inflated_bytes, setting="the max_inflated_bytes argument"
+        )
+        data = memoryview(inflated)
     length = framing.json_header_length
     if length is not None and length > len(data):
         raise PayloadError(

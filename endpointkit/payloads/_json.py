@@ -11,6 +11,7 @@ import numpy.typing as npt
 import orjson
 
 from endpointkit.errors import PayloadError
+from endpointkit.payloads._float_range import to_float_dtype
 from endpointkit.payloads.datatypes import DataType
 
 __all__ = ["TrailingDataError", "array_from_json", "dumps", "json_data", "loads"]
@@ -142,8 +143,30 @@ def _flatten(data: list[Any], field: str) -> list[Any]:
     return leaves
 
 
-def _integers(flat: list[Any], datatype: DataType, field: str) -> npt.NDArray[Any]:
-    values = np.asarray(flat)
+def _refuse_booleans(flat: list[Any], values: npt.NDArray[Any], datatype: DataType, field: str) -> None:
+    """Raise if a JSON ``true``/``false`` is among the elements of a numeric (not BOOL) tensor.
+
+    Triton reads those elements with rapidjson's ``IsInt64``/``IsUint64``/``IsNumber``, all false for a
+    boolean, and refuses the request ("attempt to access JSON non-number as double", HTTP 500: common
+    ``include/triton/common/triton_json.h`` ``AsInt``, ``AsUInt``, ``AsDouble``); numpy would quietly make 1
+    or 0 of it. So only an element equal to 0 or 1 can be one, and
+    only when there is such an element are the elements' types looked at.
+    """
+    kind = values.dtype.kind
+    if kind in "iuf" and not ((values == 0) | (values == 1)).any():
+        return
+    if kind != "b" and bool not in set(map(type, flat)):
+        return
+    index = next(index for index, item in enumerate(flat) if type(item) is bool)
+    token = "true" if flat[index] else "false"
+    raise PayloadError(
+        f"{field}: element {index} is {token}, but {datatype.name} data must be JSON numbers (true and false "
+        "belong to BOOL tensors; Triton refuses them in numeric ones)",
+        field=field,
+    )
+
+
+def _integers(flat: list[Any], values: npt.NDArray[Any], datatype: DataType, field: str) -> npt.NDArray[Any]:
     if values.dtype.kind in "fO":
         # numpy makes float64 (losing digits) of a list mixing int64-sized and larger ints such as
         # [0, 2**64 - 1]: look at the Python values themselves.
@@ -182,12 +205,13 @@ def _convert(flat: list[Any], datatype: DataType, field: str) -> npt.NDArray[Any
         if values.dtype.kind != "b":
             raise PayloadError(f"{field} must hold JSON true/false for BOOL", field=field)
         return values
-    if datatype.array_dtype.kind in "iu":
-        return _integers(flat, datatype, field)
     values = np.asarray(flat)
+    _refuse_booleans(flat, values, datatype, field)
+    if datatype.array_dtype.kind in "iu":
+        return _integers(flat, values, datatype, field)
     if values.dtype.kind not in "iuf":
         raise PayloadError(f"{field} must hold JSON numbers for {datatype.name}", field=field)
-    return values.astype(datatype.array_dtype)
+    return to_float_dtype(values, datatype.array_dtype, datatype.name, field)
 
 
 def array_from_json(data: Any, datatype: DataType, shape: tuple[int, ...], field: str) -> npt.NDArray[Any]:

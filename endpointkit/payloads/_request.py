@@ -16,6 +16,7 @@ from endpointkit.payloads._codec import (
     parse_document,
     read_body,
 )
+from endpointkit.payloads._inflate import DEFAULT_MAX_INFLATED_BYTES
 from endpointkit.payloads._tensors import prepare_tensors
 from endpointkit.payloads.content_types import HeadersLike
 from endpointkit.payloads.types import (
@@ -182,21 +183,28 @@ def _decoded_outputs(raw: object) -> list[RequestedOutput]:
     return outputs
 
 
-def decode_request(body: Body | str, headers: HeadersLike = None) -> InferRequest:
+def decode_request(
+    body: Body | str,
+    headers: HeadersLike = None,
+    *,
+    max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES,
+) -> InferRequest:
     """Decode an inference request body, as Triton's HTTP or SageMaker front end would read it.
 
     Args:
         body: the body, bytes-like or a sequence of buffers (an :class:`EncodedRequest` ``.body`` works).
         headers: the request headers (any case) or just its Content-Type; gzip/deflate ``Content-Encoding``
             is undone first (the header length counts uncompressed bytes).
+        max_inflated_bytes: the most bytes a compressed body may inflate to, as for :func:`decode_response`.
 
     Returns:
         An :class:`InferRequest`; arrays follow the conventions of :func:`decode_response`.
 
     Raises:
-        PayloadError: any framing or content fault, naming the field or byte offset. Nothing else escapes.
+        PayloadError: any framing or content fault, naming the field or byte offset (a compressed body that
+            inflates past ``max_inflated_bytes`` included). Nothing else escapes.
     """
-    data, framing = read_body(body, headers)
+    data, framing = read_body(body, headers, max_inflated_bytes)
     document = parse_document(data, framing)
     request_id = document.get("id")
     if request_id is not None and not isinstance(request_id, str):

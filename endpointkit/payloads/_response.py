@@ -18,6 +18,7 @@ from endpointkit.payloads._codec import (
     parse_document,
     read_body,
 )
+from endpointkit.payloads._inflate import DEFAULT_MAX_INFLATED_BYTES
 from endpointkit.payloads._tensors import prepare_tensors
 from endpointkit.payloads.content_types import HeadersLike
 from endpointkit.payloads.types import Body, Buffer, EncodedResponse, InferResponse, Tensor
@@ -74,7 +75,12 @@ def encode_response(
     return EncodedResponse(frame.body, frame.headers, frame.content_type, frame.json_header_length)
 
 
-def decode_response(body: Body | str, headers: HeadersLike = None) -> InferResponse:
+def decode_response(
+    body: Body | str,
+    headers: HeadersLike = None,
+    *,
+    max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES,
+) -> InferResponse:
     """Decode a Triton inference response body.
 
     Args:
@@ -83,6 +89,8 @@ def decode_response(body: Body | str, headers: HeadersLike = None) -> InferRespo
             Content-Type string (enough for SageMaker, whose content type carries ``json-header-size``).
             ``Content-Encoding: gzip``/``deflate`` is undone first; the header length counts uncompressed
             bytes (server ``src/http_server.cc`` ``SetResponseHeader`` runs before compression).
+        max_inflated_bytes: the most bytes a compressed body may inflate to (default
+            :data:`DEFAULT_MAX_INFLATED_BYTES`, 64 MiB); inflation stops as soon as it is passed.
 
     Returns:
         An :class:`InferResponse`. Outputs are matched by name (Triton orders them as the model made them).
@@ -93,9 +101,10 @@ def decode_response(body: Body | str, headers: HeadersLike = None) -> InferRespo
         PayloadError: any framing or content fault: header length missing while binary data is present,
             negative, not a number or beyond the body; sizes that do not add up; truncated body; trailing
             bytes; bad JSON; unknown datatype; shape and element count disagreeing; an ``{"error": ...}``
-            body. ``offset`` or ``field`` says where. Nothing else escapes.
+            body; a compressed body that inflates past ``max_inflated_bytes``. ``offset`` or ``field`` says
+            where. Nothing else escapes.
     """
-    data, framing = read_body(body, headers)
+    data, framing = read_body(body, headers, max_inflated_bytes)
     document = parse_document(data, framing)
     if "outputs" not in document and isinstance(document.get("error"), str):
         raise PayloadError(f"the body is an error response: {document['error']}", field="error")

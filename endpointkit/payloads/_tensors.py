@@ -2,7 +2,8 @@
 
 Everything Triton would reject late (or accept wrongly: it wraps 256 into a UINT8 without a word, a range
 check its server source leaves undone in ``src/http_server.cc`` ``ReadDataFromJsonHelper``) is refused here,
-naming the tensor.
+naming the tensor. Floats are range-checked too: a finite value beyond FP16, FP32 or BF16 is refused rather
+than sent as inf (``_float_range``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from endpointkit.errors import PayloadError
-from endpointkit.payloads._binary import check_bytes_lengths, float32_to_bf16_bits, serialize_bytes
+from endpointkit.payloads._binary import check_bytes_lengths, serialize_bytes
+from endpointkit.payloads._float_range import to_bf16_bits, to_float_dtype
 from endpointkit.payloads._json import json_data
 from endpointkit.payloads.datatypes import DATATYPES, DataType, datatype_for_dtype, lookup_datatype
 from endpointkit.payloads.types import Tensor
@@ -144,20 +146,30 @@ def _wire_array(array: npt.NDArray[Any], datatype: DataType, field: str) -> npt.
             return np.ascontiguousarray(array).view("<u2")
         if kind not in "biuf":
             raise PayloadError(f"{field}: BF16 needs float data, got {array.dtype}", field=field)
-        return float32_to_bf16_bits(np.asarray(array, dtype=np.float32))
+        return to_bf16_bits(array, field)
     if datatype.name == "BOOL":
         if kind != "b":
             raise PayloadError(f"{field}: BOOL needs booleans, got {array.dtype} data", field=field)
     elif datatype.wire_dtype.kind in "iu":
         array = _checked_integers(array, datatype, field)
-    elif kind not in "biuf":
-        if kind != "O":
-            raise PayloadError(f"{field}: {datatype.name} needs numbers, got {array.dtype} data", field=field)
-        try:
-            return np.asarray(array.astype(np.float64), dtype=datatype.wire_dtype, order="C")
-        except (TypeError, ValueError):
-            raise PayloadError(f"{field}: {datatype.name} needs numbers", field=field) from None
+    else:
+        if kind not in "biuf":
+            array = _object_floats(array, datatype, field)
+        return to_float_dtype(array, datatype.wire_dtype, datatype.name, field)
     return np.asarray(array, dtype=datatype.wire_dtype, order="C")
+
+
+def _object_floats(array: npt.NDArray[Any], datatype: DataType, field: str) -> npt.NDArray[np.float64]:
+    """Python numbers (an object array: ints beyond 64 bits among them) as float64, for a float datatype."""
+    if array.dtype.kind != "O":
+        raise PayloadError(f"{field}: {datatype.name} needs numbers, got {array.dtype} data", field=field)
+    try:
+        return array.astype(np.float64)
+    except OverflowError:
+        message = f"{field}: a value is too large for any float (beyond the FP64 range)"
+        raise PayloadError(message, field=field) from None
+    except (TypeError, ValueError):
+        raise PayloadError(f"{field}: {datatype.name} needs numbers", field=field) from None
 
 
 def _bytes_items(array: npt.NDArray[Any], field: str) -> tuple[list[bytes], list[str] | None]:

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import gzip
 import http.server
 import threading
 import time
-from collections.abc import Iterator
+import tracemalloc
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 import pytest
 
 from endpointkit.adapters._http import HttpTransport, Origin
-from endpointkit.errors import ProviderError
+from endpointkit.errors import PayloadError, ProviderError
+from endpointkit.payloads import DEFAULT_MAX_INFLATED_BYTES, decode_response, encode_response
+from tests.payloads.conftest import gzip_bomb
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     """``/echo`` answers the body it got; ``/drop-second`` hangs up on a connection's second request once;
-    ``/drop`` always hangs up; ``/slow`` answers after a second; ``/close`` answers then closes silently."""
+    ``/drop`` always hangs up; ``/slow`` answers when the test ends (30 s at most); ``/close`` answers then closes silently;
+    a path in ``server.canned`` answers that body, with those headers, chunked or with its length."""
 
     protocol_version = "HTTP/1.1"  # keep-alive
     disable_nagle_algorithm = True  # the handler writes head and body separately
@@ -48,8 +55,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.server.dropped = True
             self.close_connection = True  # no response: the client sees the connection end before any byte
             return
+        canned = self.server.canned.get(self.path)
+        if canned is not None:
+            self._send_canned(canned)
+            return
         if self.path == "/slow":
-            time.sleep(1.0)
+            self.server.release_slow.wait(timeout=30)
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(body)))
@@ -58,6 +69,29 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
         if self.path == "/close":
             self.close_connection = True  # closes the socket after answering, without saying so
+
+    def _send_canned(self, canned: _Canned) -> None:
+        self.send_response(200)
+        for name, value in canned.headers.items():
+            self.send_header(name, value)
+        if not canned.chunked:
+            self.send_header("Content-Length", str(len(canned.body)))
+            self.end_headers()
+            self.wfile.write(canned.body)
+            return
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for start in range(0, len(canned.body), 65536):
+            piece = canned.body[start : start + 65536]
+            self.wfile.write(b"%x\r\n%b\r\n" % (len(piece), piece))
+        self.wfile.write(b"0\r\n\r\n")
+
+
+@dataclass(frozen=True)
+class _Canned:
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    chunked: bool = False
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -69,6 +103,8 @@ class _Server(http.server.ThreadingHTTPServer):
         self.connections = 0
         self.dropped = False
         self.seen: list[dict[str, str]] = []
+        self.canned: dict[str, _Canned] = {}
+        self.release_slow = threading.Event()
 
     def handle_error(self, request: object, client_address: object) -> None:
         return  # a client that timed out and hung up is what some tests do on purpose
@@ -82,6 +118,7 @@ def server() -> Iterator[_Server]:
     try:
         yield running
     finally:
+        running.release_slow.set()
         running.shutdown()
         running.server_close()
         thread.join(timeout=5)
@@ -166,7 +203,8 @@ def test_timeout_bounds_the_whole_request(server: _Server, transport: HttpTransp
     started = time.monotonic()
     with pytest.raises(ProviderError) as raised:
         transport.request("POST", origin(server), "/slow", b"x", timeout=0.2)
-    assert time.monotonic() - started < 0.9
+    # /slow holds its answer for 30 s: ending within 10 s, a bound a loaded machine keeps, is the 0.2 s timeout.
+    assert time.monotonic() - started < 10
     assert raised.value.code == "Timeout" and not raised.value.retryable
     # the timed-out connection is not reused: its answer would arrive as the next request's response
     assert bytes(transport.request("POST", origin(server), "/echo", b"next").body) == b"next"
@@ -215,3 +253,77 @@ def test_origin_parse() -> None:
     assert Origin.parse("https://example.com") == Origin("https", "example.com", 443)
     with pytest.raises(ValueError):
         Origin.parse("ftp://example.com")
+
+
+# ---- response size bound and inflation ---------------------------------------------------------------------
+MiB = 1 << 20
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["sized", "chunked"])
+def test_gzip_bomb_is_refused_with_memory_near_the_bound(server: _Server, chunked: bool) -> None:
+    bomb = gzip_bomb(16 * MiB)  # 16 MiB of zeros in about 16 KB
+    server.canned["/bomb"] = _Canned(bomb, {"Content-Encoding": "gzip"}, chunked)
+    with HttpTransport(provider="test", timeout=30.0, max_response_bytes=MiB) as bounded:
+        tracemalloc.start()
+        try:
+            with pytest.raises(PayloadError) as raised:
+                bounded.request("POST", origin(server), "/bomb", b"x")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        # the whole (compressed) body was read: the connection goes on serving
+        assert bytes(bounded.request("POST", origin(server), "/echo", b"next").body) == b"next"
+        assert bounded.connections_opened == 1
+    assert peak < 4 * MiB, f"peak {peak:,} bytes for a 1 MiB bound (the body inflates to 16 MiB)"
+    message = str(raised.value)
+    assert (
+        "gzip" in message and "1,048,576 bytes" in message and "HttpTransport(max_response_bytes=" in message
+    )
+    assert raised.value.field == "Content-Encoding"
+
+
+@pytest.mark.parametrize(("encoding", "compress"), [("gzip", gzip.compress), ("deflate", zlib.compress)])
+def test_compressed_response_arrives_inflated_without_its_encoding(
+    server: _Server, transport: HttpTransport, encoding: str, compress: Callable[[bytes], bytes]
+) -> None:
+    values = np.arange(10_000, dtype=np.int32)
+    encoded = encode_response({"OUT": values}, model_name="m", binary=True)
+    server.canned["/compressed"] = _Canned(
+        compress(encoded.to_bytes()), {**encoded.headers, "Content-Encoding": encoding}
+    )
+    response = transport.request("POST", origin(server), "/compressed", b"x", {"Accept-Encoding": encoding})
+    assert server.seen[-1]["accept-encoding"] == encoding
+    assert "content-encoding" not in response.headers
+    assert response.headers["content-length"] == str(encoded.nbytes)
+    assert np.array_equal(decode_response(response.body, response.headers)["OUT"], values)
+
+
+def test_response_over_the_bound_is_refused_before_its_body_is_read(server: _Server) -> None:
+    server.canned["/big"] = _Canned(bytes(2 * MiB))
+    with HttpTransport(provider="test", timeout=5.0, max_response_bytes=MiB) as bounded:
+        with pytest.raises(PayloadError, match="Content-Length 2,097,152, over the") as raised:
+            bounded.request("POST", origin(server), "/big", b"x")
+        assert raised.value.field == "Content-Length"
+        exactly_the_bound = bounded.request("POST", origin(server), "/echo", bytes(MiB))
+        assert len(exactly_the_bound.body) == MiB
+
+
+def test_chunked_response_over_the_bound_is_refused(server: _Server) -> None:
+    server.canned["/big-chunked"] = _Canned(bytes(2 * MiB), chunked=True)
+    bounded = HttpTransport(provider="test", timeout=5.0, max_response_bytes=MiB)
+    with bounded, pytest.raises(PayloadError, match="passed the transport's bound of 1,048,576 bytes"):
+        bounded.request("POST", origin(server), "/big-chunked", b"x")
+
+
+def test_chunked_response_within_the_bound_is_read_whole(server: _Server, transport: HttpTransport) -> None:
+    body = np.random.default_rng(1).bytes(300_000)
+    server.canned["/chunked"] = _Canned(body, chunked=True)
+    assert bytes(transport.request("POST", origin(server), "/chunked", b"x").body) == body
+    assert bytes(transport.request("POST", origin(server), "/echo", b"again").body) == b"again"
+    assert transport.connections_opened == 1
+
+
+def test_default_bound_and_its_validation() -> None:
+    assert HttpTransport().max_response_bytes == DEFAULT_MAX_INFLATED_BYTES
+    with pytest.raises(ValueError, match="max_response_bytes"):
+        HttpTransport(max_response_bytes=-1)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import io
 
 import pytest
 
-from endpointkit.adapters._http_response import FastResponse, Headers
+from endpointkit.adapters._http_response import FastResponse, Headers, inflate_response
+from endpointkit.adapters.base import RawResponse
+from endpointkit.errors import PayloadError
 
 
 class _Socket:
@@ -84,3 +87,34 @@ def test_a_line_without_a_colon_is_malformed() -> None:
 def test_headers_parse_decodes_latin_1() -> None:
     headers = Headers.parse([b"X-Name: caf\xe9\r\n"])
     assert headers == {"x-name": "caf\u00e9"} and headers.get("X-NAME") == "caf\u00e9"
+
+
+def test_inflate_response_inflates_and_drops_the_encoding() -> None:
+    headers = {"content-encoding": "GZip", "content-length": "99", "x-other": "kept"}
+    inflated = inflate_response(
+        RawResponse(200, headers, gzip.compress(b"payload" * 100)), limit=700, setting="knob"
+    )
+    assert bytes(inflated.body) == b"payload" * 100
+    assert inflated.headers == {"content-length": "700", "x-other": "kept"}
+    assert inflated.status == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"content-encoding": "identity"}, {"content-encoding": "br"}],
+    ids=["none", "identity", "other"],
+)
+def test_inflate_response_leaves_other_encodings_to_the_decoder(headers: dict[str, str]) -> None:
+    raw = RawResponse(200, headers, b"body")
+    assert inflate_response(raw, limit=10, setting="knob") is raw
+
+
+def test_inflate_response_leaves_an_empty_body_alone() -> None:
+    raw = RawResponse(204, {"content-encoding": "gzip"}, b"")
+    assert inflate_response(raw, limit=10, setting="knob") is raw
+
+
+def test_inflate_response_is_bounded() -> None:
+    raw = RawResponse(200, {"content-encoding": "gzip"}, gzip.compress(bytes(10_000)))
+    with pytest.raises(PayloadError, match="inflates past 9,999 bytes.*raise the bound with knob"):
+        inflate_response(raw, limit=9_999, setting="knob")

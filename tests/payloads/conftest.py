@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 from typing import Any, NoReturn, cast
 
 import numpy as np
@@ -98,6 +99,17 @@ def assert_identical(actual: npt.NDArray[Any], expected: npt.ArrayLike, datatype
         assert np.array_equal(left, right), (actual, expected_cast)
     else:
         assert np.array_equal(actual, expected_cast), (actual, expected_cast)
+
+
+def gzip_bomb(inflated_bytes: int) -> bytes:
+    """A gzip stream of ``inflated_bytes`` zeros, built a MiB at a time (about a thousandth of that size)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: gzip framing
+    piece = bytes(1 << 20)
+    parts = [
+        compressor.compress(piece[: min(len(piece), inflated_bytes - start)])
+        for start in range(0, inflated_bytes, len(piece))
+    ]
+    return b"".join(parts) + compressor.flush()
 
 
 @pytest.fixture(params=ALL_DATATYPES)

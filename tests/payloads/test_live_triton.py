@@ -15,12 +15,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from endpointkit.errors import MissingDependencyError
+from endpointkit.adapters._http import HttpTransport, Origin
+from endpointkit.errors import MissingDependencyError, PayloadError
 from endpointkit.payloads import (
     EncodedRequest,
     InferResponse,
     RequestedOutput,
     Tensor,
+    decode_request,
     decode_response,
     encode_request,
     error_message,
@@ -63,7 +65,8 @@ class Triton:
     def __init__(self, server: Any) -> None:
         self.server = server
 
-    def _post(self, port: int, path: str, body: Any, headers: Mapping[str, str]) -> Reply:
+    def post(self, port: int, path: str, body: Any, headers: Mapping[str, str]) -> Reply:
+        """POST ``body`` as it is to ``path`` on ``port``."""
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         try:
             connection.request("POST", path, body, dict(headers))
@@ -76,12 +79,12 @@ class Triton:
         """POST to /v2/models/MODEL/infer, sending the body's buffers as they are (no join)."""
         headers = {**encoded.headers, "Content-Length": str(encoded.nbytes), **(extra or {})}
         body = encoded.body if isinstance(encoded.body, bytes) else list(encoded.body)
-        return self._post(self.server.http_port, f"/v2/models/{model}/infer", body, headers)
+        return self.post(self.server.http_port, f"/v2/models/{model}/infer", body, headers)
 
     def invocations(self, encoded: EncodedRequest) -> Reply:
         """POST to SageMaker /invocations with a joined body, as botocore sends it."""
         assert self.server.sagemaker_port is not None
-        return self._post(self.server.sagemaker_port, "/invocations", encoded.to_bytes(), encoded.headers)
+        return self.post(self.server.sagemaker_port, "/invocations", encoded.to_bytes(), encoded.headers)
 
 
 @pytest.fixture(scope="module")
@@ -261,6 +264,35 @@ class TestV2Infer:
         assert reply.headers["Content-Encoding"] == encoding
         assert len(reply.body) < values.nbytes
         assert_identical(reply.decoded()["OUTPUT0"], values)
+
+    def test_transport_inflates_a_triton_gzip_response_within_its_bound(self, triton: Triton) -> None:
+        values = np.zeros(250_000, np.float32)  # 1 MB of zeros: Triton's gzip makes about 1 KB of it
+        encoded = encode_request({"INPUT0": values})
+        path = f"/v2/models/{identity_model_name('FP32')}/infer"
+        headers = {**encoded.headers, "Accept-Encoding": "gzip"}
+        origin = Origin("http", "127.0.0.1", triton.server.http_port)
+        with HttpTransport(provider="test", max_response_bytes=2 * values.nbytes) as transport:
+            response = transport.request("POST", origin, path, encoded.body, headers)
+        assert response.status == 200 and "content-encoding" not in response.headers
+        assert_identical(decode_response(response.body, response.headers)["OUTPUT0"], values)
+        small = HttpTransport(provider="test", max_response_bytes=values.nbytes // 2)
+        with small, pytest.raises(PayloadError, match="gzip body inflates past 500,000 bytes"):
+            small.request("POST", origin, path, encoded.body, headers)
+
+    @pytest.mark.parametrize("datatype", ["FP32", "INT32"])
+    def test_json_booleans_in_numeric_tensors_are_refused_by_triton_as_by_the_decoder(
+        self, triton: Triton, datatype: str
+    ) -> None:
+        body = f'{{"inputs":[{{"name":"INPUT0","datatype":"{datatype}","shape":[2],"data":[1,true]}}]}}'
+        path = f"/v2/models/{identity_model_name(datatype)}/infer"
+        reply = triton.post(
+            triton.server.http_port, path, body.encode(), {"Content-Type": "application/json"}
+        )
+        # Triton classes its own parse failure as INTERNAL, hence 500 rather than 400 (reference 1.4)
+        assert reply.status == 500, reply.body[:300]
+        assert "attempt to access JSON non-" in (error_message(reply.body) or "")
+        with pytest.raises(PayloadError, match="element 1 is true"):
+            decode_request(body.encode())
 
     def test_classification_output(self, triton: Triton) -> None:
         scores = np.array([0.1, 0.7, 0.2], np.float32)
