@@ -7,22 +7,27 @@ keeping a folder without any as a failed entry (``find_specs`` raises for it ins
 
 Ctrl-C (or SIGTERM through the CLI) cancels the jobs not started yet and asks the running ones to stop: the
 next progress event of a running job raises ``FleetCancelled`` inside it, so ``apply`` rolls back what it
-created, exactly as it does for a single spec. A job that reports no progress runs to its end.
+created, exactly as it does for a single spec. A job that reports no progress runs to its end. An interrupt
+whose ``KeyboardInterrupt`` Python loses (raised inside a finalizer the main thread happened to run) still
+cancels the fleet: ``run_fleet`` records every interrupt its signal handlers raise and raises it again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TextIO, TypeVar
+from types import FrameType
+from typing import Any, Generic, TextIO, TypeVar
 
 from endpointkit._wait import Progress, ProgressEvent
-from endpointkit.errors import SpecError
+from endpointkit.errors import FleetCancelled, SpecError
 
 __all__ = [
     "DEFAULT_PARALLEL",
@@ -39,13 +44,11 @@ __all__ = [
 
 DEFAULT_PARALLEL = 4
 SPEC_SUFFIXES = (".yaml", ".yml")
+# Ctrl-C, and SIGTERM where the CLI turns it into KeyboardInterrupt.
+_INTERRUPTING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
-
-
-class FleetCancelled(Exception):
-    """Raised inside a running job when the fleet was interrupted: the job unwinds (and rolls back)."""
 
 
 def is_fleet(paths: Sequence[str | os.PathLike[str]]) -> bool:
@@ -169,26 +172,75 @@ def run_fleet(
         return result
 
     executor = ThreadPoolExecutor(max_workers=min(parallel, max(1, len(items))), thread_name_prefix="fleet")
-    try:
-        futures: list[Future[FleetResult[ItemT, ResultT]]] = [
-            executor.submit(run, index, item) for index, item in enumerate(items)
-        ]
-        pending = set(futures)
-        while pending:
-            # A timeout keeps the main thread responsive to Ctrl-C while it waits.
-            _, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-    except BaseException:
-        cancelled.set()
-        executor.shutdown(wait=False, cancel_futures=True)
-        # Not shutdown(wait=True): an interrupt inside submit() can leave a started thread the executor
-        # does not know of yet; counting the jobs themselves waits for every one that runs.
-        running.wait_idle()
-        raise
+    with _recording_interrupts() as interrupted:
+        try:
+            futures: list[Future[FleetResult[ItemT, ResultT]]] = [
+                executor.submit(run, index, item) for index, item in enumerate(items)
+            ]
+            _wait_all(futures, interrupted)
+        except BaseException:
+            cancelled.set()
+            executor.shutdown(wait=False, cancel_futures=True)
+            # Not shutdown(wait=True): an interrupt inside submit() can leave a started thread the executor
+            # does not know of yet; counting the jobs themselves waits for every one that runs.
+            running.wait_idle()
+            raise
     executor.shutdown(wait=True)
     return [
         result if result is not None else FleetResult(index, items[index], error=FleetCancelled("not run"))
         for index, result in enumerate(results)
     ]
+
+
+def _wait_all(futures: Sequence[Future[Any]], interrupted: threading.Event) -> None:
+    """Block until every future is done; raise ``KeyboardInterrupt`` for an interrupt that was recorded but lost."""
+    pending = set(futures)
+    while pending:
+        # The timeout keeps the main thread responsive to Ctrl-C, and brings it back to look at ``interrupted``.
+        _, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _recording_interrupts() -> Iterator[threading.Event]:
+    """Yield an event that is set whenever a SIGINT or SIGTERM handler raises ``KeyboardInterrupt`` meanwhile.
+
+    Python runs a signal handler in the main thread at whatever bytecode it reaches next, and an exception
+    raised inside a finalizer there (a ``__del__``, a weakref callback, run by the garbage collector) is printed
+    and dropped: https://docs.python.org/3/reference/datamodel.html#object.__del__ and
+    https://docs.python.org/3/library/signal.html#note-on-signal-handlers-and-exceptions. The event keeps such
+    an interrupt for the waiting loop. Each handler is wrapped, not replaced, so it still decides what a signal
+    does; a signal without a Python handler, or a fleet run outside the main thread, is left alone.
+    """
+    interrupted = threading.Event()
+    wrapped: list[tuple[signal.Signals, Callable[[int, FrameType | None], Any], Any]] = []
+    if threading.current_thread() is threading.main_thread():
+        for signum in _INTERRUPTING_SIGNALS:
+            previous = signal.getsignal(signum)
+            if callable(previous):
+                recorder = _recorder(previous, interrupted)
+                signal.signal(signum, recorder)
+                wrapped.append((signum, recorder, previous))
+    try:
+        yield interrupted
+    finally:
+        for signum, recorder, previous in reversed(wrapped):
+            if signal.getsignal(signum) is recorder:  # a handler set by someone else since then stays
+                signal.signal(signum, previous)
+
+
+def _recorder(
+    handler: Callable[[int, FrameType | None], Any], interrupted: threading.Event
+) -> Callable[[int, FrameType | None], Any]:
+    def record(signum: int, frame: FrameType | None) -> Any:
+        try:
+            return handler(signum, frame)
+        except KeyboardInterrupt:
+            interrupted.set()
+            raise
+
+    return record
 
 
 class _Running:

@@ -1,4 +1,4 @@
-"""Triton model repositories: validation, the default model, deterministic packaging, safe extraction.
+"""Triton model repositories: validation, the default model, deterministic packaging.
 
 A repository is a folder with one subfolder per model, as Triton reads it::
 
@@ -9,13 +9,12 @@ A repository is a folder with one subfolder per model, as Triton reads it::
 
 :func:`load_repository` validates it the way Triton would load it and returns a :class:`ModelRepository`;
 :func:`package_repository` writes the ``model.tar.gz`` SageMaker and blob storage receive, byte for byte
-the same for the same content; :func:`extract_archive` unpacks one without letting it write outside the
-destination. Parsing ``config.pbtxt`` needs ``tritonclient[grpc]`` (``pip install 'endpointkit[local]'``).
+the same for the same content. Parsing ``config.pbtxt`` needs ``tritonclient[grpc]`` (``pip install 'endpointkit[local]'``).
 """
 
 from __future__ import annotations
 
-from endpointkit.modelrepo._archive import PackagedRepository, extract_archive, package_repository
+from endpointkit.modelrepo._archive import PackagedRepository, package_repository
 from endpointkit.modelrepo._config import ModelInfo, TensorInfo
 from endpointkit.modelrepo._repository import ModelRepository, is_remote_repository, load_repository
 
@@ -24,7 +23,6 @@ __all__ = [
     "ModelRepository",
     "PackagedRepository",
     "TensorInfo",
-    "extract_archive",
     "is_remote_repository",
     "load_repository",
     "package_repository",

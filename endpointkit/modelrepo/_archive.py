@@ -1,4 +1,4 @@
-"""Deterministic ``model.tar.gz`` packaging of a model repository, and safe extraction of one."""
+"""Deterministic ``model.tar.gz`` packaging of a model repository."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import TYPE_CHECKING, Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from endpointkit.errors import SpecError
 from endpointkit.modelrepo._config import REPOSITORY_FIELD
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 __all__ = [
     "PackagedRepository",
     "content_sha256",
-    "extract_archive",
     "is_ignored",
     "model_folders",
     "package_repository",
@@ -250,71 +249,3 @@ def package_repository(
         size=archive.size,
         content_sha256=content.digest.hexdigest(),
     )
-
-
-def _inside(root: str, path: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def _unsafe_name(name: str) -> str | None:
-    """Why a member name or link target is unsafe as a path relative to the destination, or None."""
-    if not name:
-        return "it has an empty name"
-    if name.startswith(("/", "\\")) or PureWindowsPath(name).drive:
-        return "its path is absolute"
-    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
-        return "its path contains '..'"
-    return None
-
-
-def _refusal(member: tarfile.TarInfo, root: str) -> str | None:
-    """Why extracting ``member`` into ``root`` (given what is already extracted there) is unsafe, or None."""
-    reason = _unsafe_name(member.name)
-    if reason:
-        return reason
-    if member.ischr() or member.isblk() or member.isfifo():
-        return "it is a device or pipe"
-    if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-        return f"its type {member.type!r} is not a file, folder or link"
-    destination = os.path.realpath(os.path.join(root, member.name))
-    if not _inside(root, destination):
-        return "it would be written through a link outside the destination"
-    if member.issym():
-        if member.linkname.startswith(("/", "\\")) or PureWindowsPath(member.linkname).drive:
-            return f"it links to the absolute path '{member.linkname}'"
-        parent = os.path.dirname(os.path.join(root, member.name))
-        if not _inside(root, os.path.realpath(os.path.join(parent, member.linkname))):
-            return f"it links to '{member.linkname}', outside the destination"
-    if member.islnk():
-        reason = _unsafe_name(member.linkname)
-        if reason or not _inside(root, os.path.realpath(os.path.join(root, member.linkname))):
-            return f"it is a hard link to '{member.linkname}', outside the destination"
-    return None
-
-
-def extract_archive(archive: str | os.PathLike[str], destination: str | os.PathLike[str]) -> None:
-    """Extract a (gzipped) tar archive into ``destination``, refusing anything that could escape it.
-
-    Each member is checked before it is written, against what is already on disk: absolute paths, ``..``
-    components, symbolic or hard links that resolve outside the destination, writes through such links,
-    and device files or pipes are refused. Where Python offers it, tarfile's ``data`` filter runs as well.
-    Members before a refused one stay extracted.
-
-    Raises:
-        SpecError: naming the archive and the refused member, or when the archive cannot be read.
-    """
-    source = Path(archive)
-    target = Path(destination)
-    target.mkdir(parents=True, exist_ok=True)
-    root = os.path.realpath(target)
-    # The data filter (Python 3.10.12+, 3.11.4+) also drops setuid bits and such; older Pythons lack the keyword.
-    extra: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-    try:
-        with tarfile.open(source, mode="r:*") as tar:
-            for member in tar:
-                reason = _refusal(member, root)
-                if reason:
-                    raise SpecError(f"refusing to extract '{member.name}' from {source}: {reason}")
-                tar.extract(member, root, **extra)
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise SpecError(f"cannot extract {source}: {exc}") from exc

@@ -298,7 +298,8 @@ def test_unschedulable_pods_end_the_wait_with_the_schedulers_words(
     started = time.monotonic()
     with adapter_for(azure, spec) as adapter, pytest.raises(ek.CapacityError) as caught:
         ek.apply(spec, adapter=adapter)
-    assert time.monotonic() - started < 10
+    # Far below the 90 s autoscaler grace the wait must not run to, with room for a loaded two-core machine.
+    assert time.monotonic() - started < 60
     assert "Unschedulable: 0/2 nodes are available:" in str(caught.value)
     assert "1 Insufficient nvidia.com/gpu" in str(caught.value)
     assert azure.kube.all("Deployment") == [] and azure.arm.calls("DELETE") == []

@@ -50,7 +50,7 @@ def test_the_autoscalers_refusal_ends_the_wait_at_once(azure: FakeAzure, reposit
     started = time.monotonic()
     with azure.adapter(spec.targets["azure"]) as adapter, pytest.raises(ek.CapacityError) as caught:
         ek.apply(spec, adapter=adapter)
-    assert time.monotonic() - started < 10  # far from the 90 s grace
+    assert time.monotonic() - started < 60  # far from the 90 s grace, with room for a loaded machine
     message = str(caught.value)
     assert "Unschedulable: 0/1 nodes are available" in message
     assert (
@@ -69,7 +69,7 @@ def test_silence_from_the_autoscaler_ends_the_wait_after_the_grace(
         pytest.raises(ek.CapacityError, match="gave no verdict within 0.5 s") as caught,
     ):
         ek.apply(spec, adapter=adapter)
-    assert 0.5 <= time.monotonic() - started < 10
+    assert 0.5 <= time.monotonic() - started < 60  # the grace, not the spec's create timeout (30 min)
     assert "Unschedulable: 0/1 nodes are available" in str(caught.value)
 
 

@@ -217,8 +217,11 @@ def test_expiry_label_is_label_safe() -> None:
     from datetime import datetime, timezone
 
     moment = datetime(2026, 1, 31, 23, 59, 59, tzinfo=timezone.utc)
-    assert _render.expiry_label(moment) == "20260131T235959Z"
-    assert _render.parse_expiry_label("20260131T235959Z") == moment
+    assert _render.volatile_labels("abc", moment) == {
+        "endpointkit-spec-hash": "abc",
+        "endpointkit-expires-at": "20260131T235959Z",  # the expiry codec's form: no ":"
+    }
+    assert _render.volatile_labels("abc", None) == {"endpointkit-spec-hash": "abc"}
 
 
 # ----------------------------------------------------------------------------------------- plan-time rules

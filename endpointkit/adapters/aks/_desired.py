@@ -80,93 +80,27 @@ def plan_endpoint(deployment: Deployment) -> EndpointPlan:
     assert isinstance(target, AksTarget)
     spec = deployment.spec
     name = spec.name
-    local: Path | None = None
-    digest: str | None = None
-    default_model = spec.model.default_model
-    if "://" in deployment.repository:
-        uri = deployment.repository
-        account = _account_of(uri)
-    else:
-        repository = load_repository(deployment.repository)
-        local, digest = repository.path, repository.content_hash()
-        default_model = repository.default_model(spec.model.default_model)
-        account = str(target.storage_account)
-        uri = f"as://{account}/models/{digest}"
-    model_properties = {"repository": uri, "content_sha256": digest, "storage_secret": target.storage_secret}
-    model = Resource("model", content_name(name, model_properties), model_properties)
-
-    accelerators = {v.accelerator for v in deployment.variants if v.accelerator in ("gpu", "fpga")}
-    accelerator = next(iter(accelerators), "cpu")
-    pool = pool_request(target, accelerator) if accelerator != "cpu" else None
-    capacity = pool_capacity(target)
-    needed = sum(accelerators_per_replica(v) * v.instance_count for v in deployment.variants)
-    variants = tuple(
-        _render.VariantRender(
-            name=v.name,
-            replicas=v.instance_count,
-            weight=v.weight,
-            cpu=v.cpu,
-            memory=v.memory,
-            accelerators=accelerators_per_replica(v),
-            # A surge pod needs a free accelerator while the old ones still run.
-            surge=accelerators_per_replica(v) == 0 or needed + accelerators_per_replica(v) <= capacity.total,
-        )
-        for v in deployment.variants
-    )
-    taint = TAINTS.get(accelerator)
-    resource = (
-        GPU_RESOURCE if accelerator == "gpu" else target.fpga.resource_name if accelerator == "fpga" else None
-    )
-    endpoint_render = _render.EndpointRender(
-        endpoint=name,
-        namespace=target.namespace,
-        image=_render.triton_image(spec.model.image),
-        repository_uri=uri,
-        storage_account=account,
-        storage_key_secret=target.storage_secret or model.name,
-        environment=dict(spec.model.environment),
-        default_model=default_model,
-        variants=variants,
-        pool=pool.name if pool else None,
-        accelerator_resource=resource,
-        taint=taint,
-        api_key_secret=f"{name}-api-key" if target.api_key else None,
-        startup_seconds=spec.timeouts.create,
-        user_annotations={"endpointkit-tags": json.dumps(spec.tags, sort_keys=True)} if spec.tags else {},
-    )
-    objects = (*(_render.deployment(endpoint_render, v) for v in variants), _render.service(endpoint_render))
-    pool_summary = (
-        None
-        if pool is None
-        else {
-            "name": pool.name,
-            "vm_size": pool.vm_size,
-            "count": pool.count,
-            "min_count": pool.min_count,
-            "max_count": pool.max_count,
-        }
-    )
-    summary = {
-        "model": model.name,
-        "image": endpoint_render.image,
-        "default_model": default_model,
-        "node_pool": pool_summary,
-        "api_key": target.api_key,
-        "variants": [
-            {
-                "name": v.name,
-                "replicas": v.replicas,
-                "weight": v.weight,
-                "cpu": v.cpu,
-                "memory": v.memory,
-                "accelerators": v.accelerators,
-                "rollout": "surge" if v.surge else "one at a time (no spare GPU)",
-            }
-            for v in variants
-        ],
+    source = _model_source(deployment, target)
+    model_properties = {
+        "repository": source.uri,
+        "content_sha256": source.digest,
+        "storage_secret": target.storage_secret,
     }
+    model = Resource("model", content_name(name, model_properties), model_properties)
+    accelerator = _accelerator_of(deployment)
+    pool = pool_request(target, accelerator) if accelerator != "cpu" else None
+    endpoint_render = _endpoint_render(
+        deployment, target, source, model.name, _variant_renders(deployment, target), accelerator, pool
+    )
+    objects = (
+        *(_render.deployment(endpoint_render, v) for v in endpoint_render.variants),
+        _render.service(endpoint_render),
+    )
+    pool_summary = _pool_summary(pool)
     config_name = content_name(name, {"model": model.name, "objects": list(objects), "pool": pool_summary})
-    config = Resource("endpoint_config", config_name, summary)
+    config = Resource(
+        "endpoint_config", config_name, _config_summary(model.name, endpoint_render, pool_summary, target)
+    )
     endpoint = Resource(
         "endpoint",
         name,
@@ -182,8 +116,143 @@ def plan_endpoint(deployment: Deployment) -> EndpointPlan:
     infra_tags = {**spec.tags, MANAGED_BY_TAG: MANAGED_BY_VALUE, CREATED_FOR_TAG: name}
     desired = DesiredState(name, deployment.spec_hash(), model, config, endpoint, managed_tags(deployment))
     return EndpointPlan(
-        desired, endpoint_render, objects, local, digest, account, pool, accelerator, infra_tags
+        desired,
+        endpoint_render,
+        objects,
+        source.local,
+        source.digest,
+        source.account,
+        pool,
+        accelerator,
+        infra_tags,
     )
+
+
+@dataclass(frozen=True)
+class _ModelSource:
+    """Where Triton reads the repository (``as://`` URI, storage account) and, for a local one, its hash."""
+
+    uri: str
+    account: str
+    default_model: str | None
+    local: Path | None = None
+    digest: str | None = None
+
+
+def _model_source(deployment: Deployment, target: AksTarget) -> _ModelSource:
+    """An ``as://`` repository as given; a local folder hashed, at its Blob address under ``models/``."""
+    explicit_default = deployment.spec.model.default_model
+    if "://" in deployment.repository:
+        return _ModelSource(deployment.repository, _account_of(deployment.repository), explicit_default)
+    repository = load_repository(deployment.repository)
+    digest = repository.content_hash()
+    account = str(target.storage_account)
+    return _ModelSource(
+        uri=f"as://{account}/models/{digest}",
+        account=account,
+        default_model=repository.default_model(explicit_default),
+        local=repository.path,
+        digest=digest,
+    )
+
+
+def _accelerator_of(deployment: Deployment) -> str:
+    """``gpu`` or ``fpga`` when a variant asks for one (the rules allow one kind per spec), else ``cpu``."""
+    accelerators = {v.accelerator for v in deployment.variants if v.accelerator in ("gpu", "fpga")}
+    return next(iter(accelerators), "cpu")
+
+
+def _variant_renders(deployment: Deployment, target: AksTarget) -> tuple[_render.VariantRender, ...]:
+    """One render per variant; a variant's rollout surges only if the pool has an accelerator to spare."""
+    capacity = pool_capacity(target)
+    needed = sum(accelerators_per_replica(v) * v.instance_count for v in deployment.variants)
+    return tuple(
+        _render.VariantRender(
+            name=v.name,
+            replicas=v.instance_count,
+            weight=v.weight,
+            cpu=v.cpu,
+            memory=v.memory,
+            accelerators=accelerators_per_replica(v),
+            # A surge pod needs a free accelerator while the old ones still run.
+            surge=accelerators_per_replica(v) == 0 or needed + accelerators_per_replica(v) <= capacity.total,
+        )
+        for v in deployment.variants
+    )
+
+
+def _endpoint_render(
+    deployment: Deployment,
+    target: AksTarget,
+    source: _ModelSource,
+    model_name: str,
+    variants: tuple[_render.VariantRender, ...],
+    accelerator: str,
+    pool: PoolRequest | None,
+) -> _render.EndpointRender:
+    """What the endpoint's Deployments and Service are rendered from."""
+    spec = deployment.spec
+    resource = (
+        GPU_RESOURCE if accelerator == "gpu" else target.fpga.resource_name if accelerator == "fpga" else None
+    )
+    return _render.EndpointRender(
+        endpoint=spec.name,
+        namespace=target.namespace,
+        image=_render.triton_image(spec.model.image),
+        repository_uri=source.uri,
+        storage_account=source.account,
+        storage_key_secret=target.storage_secret or model_name,
+        environment=dict(spec.model.environment),
+        default_model=source.default_model,
+        variants=variants,
+        pool=pool.name if pool else None,
+        accelerator_resource=resource,
+        taint=TAINTS.get(accelerator),
+        api_key_secret=f"{spec.name}-api-key" if target.api_key else None,
+        startup_seconds=spec.timeouts.create,
+        user_annotations={"endpointkit-tags": json.dumps(spec.tags, sort_keys=True)} if spec.tags else {},
+    )
+
+
+def _pool_summary(pool: PoolRequest | None) -> dict[str, Any] | None:
+    """The accelerator pool as plans show and config hashes cover it; None without one."""
+    if pool is None:
+        return None
+    return {
+        "name": pool.name,
+        "vm_size": pool.vm_size,
+        "count": pool.count,
+        "min_count": pool.min_count,
+        "max_count": pool.max_count,
+    }
+
+
+def _config_summary(
+    model_name: str,
+    render: _render.EndpointRender,
+    pool_summary: dict[str, Any] | None,
+    target: AksTarget,
+) -> dict[str, Any]:
+    """The endpoint config's properties: what a plan shows of it."""
+    return {
+        "model": model_name,
+        "image": render.image,
+        "default_model": render.default_model,
+        "node_pool": pool_summary,
+        "api_key": target.api_key,
+        "variants": [
+            {
+                "name": v.name,
+                "replicas": v.replicas,
+                "weight": v.weight,
+                "cpu": v.cpu,
+                "memory": v.memory,
+                "accelerators": v.accelerators,
+                "rollout": "surge" if v.surge else "one at a time (no spare GPU)",
+            }
+            for v in render.variants
+        ],
+    }
 
 
 def pool_request(target: AksTarget, accelerator: str) -> PoolRequest:

@@ -17,9 +17,10 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+from endpointkit._endpoint_state import encode_expiry
 from endpointkit.adapters.base import EXPIRES_AT_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE, SPEC_HASH_TAG
 from endpointkit.adapters.naming import content_hash
 
@@ -43,11 +44,9 @@ __all__ = [
     "config_map",
     "deployment",
     "device_plugin",
-    "expiry_label",
     "key_secret",
     "model_secret",
     "namespace",
-    "parse_expiry_label",
     "service",
     "service_name",
     "stamp",
@@ -243,6 +242,61 @@ def deployment(render: EndpointRender, variant: VariantRender) -> dict[str, Any]
 
 
 def _pod_spec(render: EndpointRender, variant: VariantRender) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        # The NGC Triton image runs as triton-server (uid 1000); the upstream charts set the same.
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+            "fsGroup": 1000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "terminationGracePeriodSeconds": 30,
+        "containers": [_triton_container(render, variant)],
+        # The Python backend exchanges tensors through /dev/shm, which container runtimes cap at 64 MiB.
+        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}}],
+    }
+    if variant.accelerators and render.pool is not None:
+        spec["nodeSelector"] = {AGENTPOOL_LABEL: render.pool}
+        if render.taint is not None:
+            key, value = render.taint
+            spec["tolerations"] = [{"key": key, "operator": "Equal", "value": value, "effect": "NoSchedule"}]
+    return spec
+
+
+def _triton_container(render: EndpointRender, variant: VariantRender) -> dict[str, Any]:
+    args, env = _triton_command(render)
+    memory = variant.memory or _DEFAULT_MEMORY
+    # Memory is guaranteed (limit = request); CPU has no limit, as CFS throttling shows up as latency spikes.
+    limits: dict[str, Any] = {"memory": memory}
+    if variant.accelerators and render.accelerator_resource is not None:
+        limits[render.accelerator_resource] = variant.accelerators  # extended resources go in limits
+    return {
+        "name": "triton",
+        "image": render.image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": args,
+        "env": env,
+        "ports": [
+            {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
+            {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
+        "resources": {"requests": {"cpu": _cpu(variant.cpu), "memory": memory}, "limits": limits},
+        **_probes(render.startup_seconds),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+        },
+        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+    }
+
+
+def _triton_command(render: EndpointRender) -> tuple[list[str], list[dict[str, Any]]]:
+    """tritonserver's arguments and environment: ports, the model storage and its key, the API key fence."""
     args = [
         "tritonserver",
         f"--model-repository={render.repository_uri}",
@@ -270,24 +324,12 @@ def _pod_spec(render: EndpointRender, variant: VariantRender) -> dict[str, Any]:
         # Kubernetes expands $(VAR) in args from the container's env, so the key never sits in the object.
         fence = f"{_RESTRICTED}:{API_KEY_HEADER}=$({API_KEY_ENV})"
         args += [f"--http-restricted-api={fence}", f"--grpc-restricted-protocol={fence}"]
-    memory = variant.memory or _DEFAULT_MEMORY
-    # Memory is guaranteed (limit = request); CPU has no limit, as CFS throttling shows up as latency spikes.
-    limits: dict[str, Any] = {"memory": memory}
-    if variant.accelerators and render.accelerator_resource is not None:
-        limits[render.accelerator_resource] = variant.accelerators  # extended resources go in limits
+    return args, env
+
+
+def _probes(startup_seconds: float) -> dict[str, Any]:
     probe = {"httpGet": {"path": "/v2/health/ready", "port": "http"}}
-    container: dict[str, Any] = {
-        "name": "triton",
-        "image": render.image,
-        "imagePullPolicy": "IfNotPresent",
-        "args": args,
-        "env": env,
-        "ports": [
-            {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
-            {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
-            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
-        ],
-        "resources": {"requests": {"cpu": _cpu(variant.cpu), "memory": memory}, "limits": limits},
+    return {
         "readinessProbe": {**probe, "periodSeconds": 5, "failureThreshold": 3},
         "livenessProbe": {
             "httpGet": {"path": "/v2/health/live", "port": "http"},
@@ -298,37 +340,9 @@ def _pod_spec(render: EndpointRender, variant: VariantRender) -> dict[str, Any]:
         "startupProbe": {
             **probe,
             "periodSeconds": 10,
-            "failureThreshold": max(6, min(360, math.ceil(render.startup_seconds / 10))),
+            "failureThreshold": max(6, min(360, math.ceil(startup_seconds / 10))),
         },
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "runAsNonRoot": True,
-        },
-        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
     }
-    spec: dict[str, Any] = {
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        # The NGC Triton image runs as triton-server (uid 1000); the upstream charts set the same.
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 1000,
-            "runAsGroup": 1000,
-            "fsGroup": 1000,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "terminationGracePeriodSeconds": 30,
-        "containers": [container],
-        # The Python backend exchanges tensors through /dev/shm, which container runtimes cap at 64 MiB.
-        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}}],
-    }
-    if variant.accelerators and render.pool is not None:
-        spec["nodeSelector"] = {AGENTPOOL_LABEL: render.pool}
-        if render.taint is not None:
-            key, value = render.taint
-            spec["tolerations"] = [{"key": key, "operator": "Equal", "value": value, "effect": "NoSchedule"}]
-    return spec
 
 
 def service(render: EndpointRender) -> dict[str, Any]:
@@ -413,20 +427,6 @@ def stamp(
     return {**obj, "metadata": metadata}
 
 
-def expiry_label(expiry: datetime) -> str:
-    """``endpointkit-expires-at`` in a label-safe form: ``20260131T235959Z`` (labels cannot hold ``:``)."""
-    return expiry.strftime("%Y%m%dT%H%M%SZ")
-
-
-def parse_expiry_label(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
-    except ValueError:
-        return None
-
-
 def applied_config(obj: Mapping[str, Any] | None) -> str | None:
     """The endpoint config an object was applied from (its ``ANNOTATION_CONFIG``); None for no object."""
     return ((obj or {}).get("metadata", {}).get("annotations") or {}).get(ANNOTATION_CONFIG)
@@ -435,5 +435,5 @@ def applied_config(obj: Mapping[str, Any] | None) -> str | None:
 def volatile_labels(spec_hash: str, expiry: datetime | None) -> dict[str, str]:
     labels = {SPEC_HASH_TAG: spec_hash}
     if expiry is not None:
-        labels[EXPIRES_AT_TAG] = expiry_label(expiry)
+        labels[EXPIRES_AT_TAG] = encode_expiry(expiry)  # label-safe: no ":"
     return labels

@@ -108,7 +108,27 @@ def check_spec(deployment: Deployment) -> None:
     target = deployment.target
     assert isinstance(target, AksTarget)
     prefix = f"targets.{deployment.target_name}"
-    repository = deployment.spec.model.repository
+    _check_repository(deployment.spec.model.repository, target, prefix)
+    capacity = pool_capacity(target)
+    kinds = {v.accelerator for v in deployment.variants if v.accelerator in ("gpu", "fpga")}
+    if len(kinds) > 1:
+        raise SpecError(
+            f"variants use both GPU and FPGA, but {prefix}.node_pool is one pool of {target.node_pool.vm_size}: "
+            "deploy them as two specs, or use one accelerator",
+            field=f"{prefix}.node_pool.vm_size",
+        )
+    needed = sum(
+        _accelerators_per_replica_checked(index, variant, target, prefix, capacity) * variant.instance_count
+        for index, variant in enumerate(deployment.variants)
+        if variant.accelerator in ("gpu", "fpga")
+    )
+    _check_pool_holds(needed, target, prefix, capacity)
+    if "fpga" in kinds:
+        _check_fpga(target, prefix)
+
+
+def _check_repository(repository: str, target: AksTarget, prefix: str) -> None:
+    """A local folder with a storage account to upload it to, or ``as://`` with the Secret holding its key."""
     scheme = repository.split("://", 1)[0].lower() if "://" in repository else None
     if scheme not in (None, "as"):
         raise SpecError(
@@ -128,59 +148,61 @@ def check_spec(deployment: Deployment) -> None:
             f"{target.namespace} whose key AZURE_STORAGE_KEY holds the storage account key",
             field=f"{prefix}.storage_secret",
         )
-    capacity = pool_capacity(target)
-    kinds = {v.accelerator for v in deployment.variants if v.accelerator in ("gpu", "fpga")}
-    if len(kinds) > 1:
+
+
+def _accelerators_per_replica_checked(
+    index: int, variant: Variant, target: AksTarget, prefix: str, capacity: PoolCapacity
+) -> int:
+    """Devices one replica of an accelerator variant asks for, once its accelerator and count fit a pool VM."""
+    field = f"variants[{index}]"
+    if capacity.accelerator != variant.accelerator:
+        example = "Standard_NC4as_T4_v3" if variant.accelerator == "gpu" else "Standard_NP10s"
         raise SpecError(
-            f"variants use both GPU and FPGA, but {prefix}.node_pool is one pool of {target.node_pool.vm_size}: "
-            "deploy them as two specs, or use one accelerator",
+            f"{field} ({variant.name}) needs a {variant.accelerator.upper()} VM size in {prefix}.node_pool, "
+            f"but {target.node_pool.vm_size} has {capacity.accelerator if capacity.per_vm else 'none'}: "
+            f"pick e.g. {example}",
             field=f"{prefix}.node_pool.vm_size",
         )
-    needed = 0
-    for index, variant in enumerate(deployment.variants):
-        if variant.accelerator not in ("gpu", "fpga"):
-            continue
-        field = f"variants[{index}]"
-        if capacity.accelerator != variant.accelerator:
-            example = "Standard_NC4as_T4_v3" if variant.accelerator == "gpu" else "Standard_NP10s"
-            raise SpecError(
-                f"{field} ({variant.name}) needs a {variant.accelerator.upper()} VM size in {prefix}.node_pool, "
-                f"but {target.node_pool.vm_size} has {capacity.accelerator if capacity.per_vm else 'none'}: "
-                f"pick e.g. {example}",
-                field=f"{prefix}.node_pool.vm_size",
-            )
-        per_replica = accelerators_per_replica(variant)
-        if per_replica < 1:
-            raise SpecError(
-                f"{field}.gpus must be at least 1 for a {variant.accelerator} variant", field=f"{field}.gpus"
-            )
-        if per_replica > capacity.per_vm:
-            raise SpecError(
-                f"{field} ({variant.name}) asks for {per_replica} {variant.accelerator.upper()}s per replica but a "
-                f"{target.node_pool.vm_size} VM has {capacity.per_vm}: a pod runs on one VM; lower gpus or pick a "
-                "larger size",
-                field=f"{field}.gpus",
-            )
-        needed += per_replica * variant.instance_count
-    if needed > capacity.total:
-        pool = target.node_pool
-        bound = f"max_count {pool.max_count}" if pool.max_count is not None else f"count {pool.count}"
+    per_replica = accelerators_per_replica(variant)
+    if per_replica < 1:
         raise SpecError(
-            f"the variants need {needed} accelerators (instance_count x gpus, pods never share a GPU) but "
-            f"{prefix}.node_pool holds at most {capacity.total} ({bound} x {capacity.per_vm} per "
-            f"{pool.vm_size}): raise the pool's {bound.split()[0]} or lower instance_count",
-            field=f"{prefix}.node_pool",
+            f"{field}.gpus must be at least 1 for a {variant.accelerator} variant", field=f"{field}.gpus"
         )
-    if "fpga" in kinds:
-        if not target.fpga.resource_name:
-            raise SpecError(
-                f"{prefix}.fpga.resource_name is required for FPGA variants: the extended resource the Xilinx "
-                "device plugin advertises, e.g. xilinx.com/fpga-xilinx_u250_gen3x16_xdma_shell_2_1-0",
-                field=f"{prefix}.fpga.resource_name",
-            )
-        logger.warning(
-            "NP-series FPGA VMs (%s) retire on %s; after that date they are deallocated. Plan a move to a GPU "
-            "size (see MicrosoftDocs np-series.md, migration guidance)",
-            target.node_pool.vm_size,
-            NP_RETIREMENT,
+    if per_replica > capacity.per_vm:
+        raise SpecError(
+            f"{field} ({variant.name}) asks for {per_replica} {variant.accelerator.upper()}s per replica but a "
+            f"{target.node_pool.vm_size} VM has {capacity.per_vm}: a pod runs on one VM; lower gpus or pick a "
+            "larger size",
+            field=f"{field}.gpus",
         )
+    return per_replica
+
+
+def _check_pool_holds(needed: int, target: AksTarget, prefix: str, capacity: PoolCapacity) -> None:
+    """Every replica's accelerators fit the pool at its largest (pods never share a GPU)."""
+    if needed <= capacity.total:
+        return
+    pool = target.node_pool
+    bound = f"max_count {pool.max_count}" if pool.max_count is not None else f"count {pool.count}"
+    raise SpecError(
+        f"the variants need {needed} accelerators (instance_count x gpus, pods never share a GPU) but "
+        f"{prefix}.node_pool holds at most {capacity.total} ({bound} x {capacity.per_vm} per "
+        f"{pool.vm_size}): raise the pool's {bound.split()[0]} or lower instance_count",
+        field=f"{prefix}.node_pool",
+    )
+
+
+def _check_fpga(target: AksTarget, prefix: str) -> None:
+    """FPGA variants name the device plugin's resource; the NP-series retirement is logged."""
+    if not target.fpga.resource_name:
+        raise SpecError(
+            f"{prefix}.fpga.resource_name is required for FPGA variants: the extended resource the Xilinx "
+            "device plugin advertises, e.g. xilinx.com/fpga-xilinx_u250_gen3x16_xdma_shell_2_1-0",
+            field=f"{prefix}.fpga.resource_name",
+        )
+    logger.warning(
+        "NP-series FPGA VMs (%s) retire on %s; after that date they are deallocated. Plan a move to a GPU "
+        "size (see MicrosoftDocs np-series.md, migration guidance)",
+        target.node_pool.vm_size,
+        NP_RETIREMENT,
+    )
