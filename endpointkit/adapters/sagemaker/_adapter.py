@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,16 +25,26 @@ from endpointkit.adapters.naming import managed_tags
 from endpointkit.adapters.sagemaker import _desired
 from endpointkit.adapters.sagemaker._api import SageMakerApi
 from endpointkit.adapters.sagemaker._artifacts import ArtifactStore
+from endpointkit.adapters.sagemaker._async_inference import (
+    DEFAULT_ASYNC_TIMEOUT,
+    DEFAULT_POLL_INTERVAL,
+    SAGEMAKER_ASYNC_LIMIT,
+    AsyncInvoker,
+    async_input_prefix,
+    check_async_size,
+    input_prefix,
+)
 from endpointkit.adapters.sagemaker._autoscaling import Autoscaler
-from endpointkit.adapters.sagemaker._clients import ClientFactory, make_client_factory
+from endpointkit.adapters.sagemaker._clients import MAX_POOL_CONNECTIONS, ClientFactory, make_client_factory
 from endpointkit.adapters.sagemaker._errors import Caller
+from endpointkit.adapters.sagemaker._executor import BlockingCallExecutor
 from endpointkit.adapters.sagemaker._images import DEFAULT_TRITON_TAG
-from endpointkit.adapters.sagemaker._invoke import invoke_endpoint
+from endpointkit.adapters.sagemaker._invoke import invoke_endpoint, refuse_model_selection
 from endpointkit.adapters.sagemaker._reap import Reaper
 from endpointkit.adapters.sagemaker._rollout import FALLBACK_TAG, Rollout
 from endpointkit.adapters.sagemaker._state import Description, EndpointWaiter, tag_list
 from endpointkit.adapters.sagemaker._teardown import Teardown
-from endpointkit.errors import ConflictError, UnsupportedCapabilityError
+from endpointkit.errors import ConflictError, NotFoundError, UnsupportedCapabilityError
 from endpointkit.modelrepo import load_repository
 from endpointkit.payloads import SAGEMAKER_REALTIME_LIMIT, SAGEMAKER_SERVERLESS_LIMIT
 from endpointkit.spec import Deployment, SageMakerTarget
@@ -66,6 +78,11 @@ class SageMakerAdapter:
         target_variant: the production variant ``invoke`` sends to (SageMaker ``TargetVariant``).
         image_tag: the ``sagemaker-tritonserver`` tag used when the spec sets no ``model.image``.
         serverless: whether the endpoint is serverless (for the request size limit; default: from the target).
+        asynchronous: whether the endpoint is asynchronous (request limit 1 GB; default: from the target).
+        async_input_path: the ``s3://`` folder :meth:`invoke_asynchronous` uploads requests to (default
+            ``s3://BUCKET/PREFIX/NAME/async-inputs/`` of the target; see that method).
+        max_concurrency: the most :meth:`ainvoke` calls running at once (default 16); the default clients keep
+            as many pooled connections.
         sleep, clock: injectable time, for waits and retry backoff.
         retry_attempts, retry_seconds: bounds of the retries of one AWS call.
         transfer_config: a ``boto3.s3.transfer.TransferConfig`` for the artifact upload.
@@ -88,6 +105,9 @@ class SageMakerAdapter:
         target_variant: str | None = None,
         image_tag: str = DEFAULT_TRITON_TAG,
         serverless: bool | None = None,
+        asynchronous: bool | None = None,
+        async_input_path: str | None = None,
+        max_concurrency: int = MAX_POOL_CONNECTIONS,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         retry_attempts: int = 8,
@@ -110,11 +130,24 @@ class SageMakerAdapter:
         is_serverless = (
             serverless if serverless is not None else bool(target is not None and target.serverless)
         )
-        #: read by invoke_endpoint before any call: InvokeEndpoint's body limit (6 MiB, serverless 4 MB)
-        self.max_request_bytes = SAGEMAKER_SERVERLESS_LIMIT if is_serverless else SAGEMAKER_REALTIME_LIMIT
+        is_async = (
+            asynchronous if asynchronous is not None else bool(target is not None and target.async_inference)
+        )
+        #: read by invoke_endpoint before any call: the body limit (6 MiB, serverless 4 MB, asynchronous 1 GB)
+        self.max_request_bytes = (
+            SAGEMAKER_SERVERLESS_LIMIT
+            if is_serverless
+            else SAGEMAKER_ASYNC_LIMIT
+            if is_async
+            else SAGEMAKER_REALTIME_LIMIT
+        )
+        self.async_input_path = async_input_path
         self._session = session
+        self._executor = BlockingCallExecutor(max_concurrency, thread_name_prefix="endpointkit-sagemaker")
         caller = Caller(max_attempts=retry_attempts, max_seconds=retry_seconds, sleep=sleep)
-        self._api = SageMakerApi(self.region, caller, factory=client_factory, session=session)
+        self._api = SageMakerApi(
+            self.region, caller, factory=client_factory, session=session, max_pool_connections=max_concurrency
+        )
         self._repositories: dict[tuple[str, str | None], tuple[str | None, str | None]] = {}
         self._artifacts = ArtifactStore(
             lambda: self._api.client("s3"), caller, transfer_config=transfer_config
@@ -130,6 +163,14 @@ class SageMakerAdapter:
             self._api, autoscaler=self._autoscaler, waiter=self._waiter, teardown=self._teardown, clock=clock
         )
         self._reaper = Reaper(self._api, teardown=self._teardown, artifacts=self._artifacts)
+        self._async = AsyncInvoker(
+            caller,
+            runtime=lambda: self._api.client("sagemaker-runtime"),
+            s3=lambda: self._api.client("s3"),
+            objects=self._artifacts,
+            sleep=sleep,
+            clock=clock,
+        )
 
     @classmethod
     def from_state(cls, state: EndpointState, **options: Any) -> SageMakerAdapter:
@@ -144,6 +185,7 @@ class SageMakerAdapter:
         """
         options.setdefault("region", state.region)
         options.setdefault("serverless", state.extra.get("mode") == "serverless")
+        options.setdefault("asynchronous", state.extra.get("mode") == "async")
         return cls(None, target_name=state.target or cls.kind, **options)
 
     def _require_target(self, operation: str, resource: Resource | None = None) -> None:
@@ -158,7 +200,12 @@ class SageMakerAdapter:
             )
 
     def _state(self, name: str, description: Description | None) -> EndpointState:
-        return self._api.state(name, description, target_name=self.target_name)
+        state = self._api.state(name, description, target_name=self.target_name)
+        if self.target is not None and state.extra.get("mode") == "async":
+            # Where invoke_asynchronous uploads requests, for an adapter later built from this state alone.
+            inputs = async_input_prefix(name, bucket=self.target.bucket, prefix=self.target.prefix)
+            state = dataclasses.replace(state, extra={**state.extra, "async_input_path": inputs})
+        return state
 
     # ------------------------------------------------------------------------------------------------ planning
     def limitations(self, deployment: Deployment) -> Mapping[Capability, str]:
@@ -395,7 +442,12 @@ class SageMakerAdapter:
     def _runtime(self, timeout: float | None) -> Any:
         if timeout is None or self._api.has_factory:
             return self._api.client("sagemaker-runtime")  # a given factory decides its clients' timeouts
-        factory = make_client_factory(self.region, session=self._session, read_timeout=timeout)
+        factory = make_client_factory(
+            self.region,
+            session=self._session,
+            read_timeout=timeout,
+            max_pool_connections=self._api.max_pool_connections,
+        )
         return self._api.extra_client(f"sagemaker-runtime:{timeout:g}", factory, "sagemaker-runtime")
 
     def invoke(
@@ -424,8 +476,119 @@ class SageMakerAdapter:
             target_variant=self.target_variant,
         )
 
+    async def ainvoke(
+        self,
+        state: EndpointState,
+        body: bytes | Sequence[bytes | bytearray | memoryview],
+        headers: Mapping[str, str],
+        *,
+        model: str | None = None,
+        timeout: float | None = None,
+    ) -> RawResponse:
+        """:meth:`invoke` for asyncio: the same request and result, on the adapter's bounded executor.
+
+        At most ``max_concurrency`` calls run at once (16 by default, as many as each default client keeps
+        pooled connections); more wait in line, in order. Cancelling the awaiting task drops a call still in
+        line; one already sent runs to its end on its thread (botocore cannot abort a request), its connection
+        goes back to the pool and its result is dropped. :meth:`close` waits for calls running then.
+
+        Why threads and not aiobotocore: aiobotocore pins botocore to a narrow window of its own (3.10 needs
+        botocore <1.43.118) while boto3 pins botocore to its own release, so the two cannot share one install,
+        and the ``sagemaker`` extra would have to follow aiobotocore's releases; it would also add aiohttp to
+        the import. Handing a call to a thread costs tens to a few hundred microseconds, against the
+        milliseconds of a round trip to SageMaker at the very least.
+
+        Raises:
+            The errors of :meth:`invoke`.
+        """
+        call = functools.partial(self.invoke, state, body, headers, model=model, timeout=timeout)
+        return await self._executor.run(call)
+
+    def invoke_asynchronous(
+        self,
+        state: EndpointState,
+        body: bytes | Sequence[bytes | bytearray | memoryview],
+        headers: Mapping[str, str],
+        *,
+        model: str | None = None,
+        timeout: float | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        progress: Progress | None = None,
+    ) -> RawResponse:
+        """Run one request on an asynchronous endpoint: upload it to S3, InvokeEndpointAsync, wait for the result.
+
+        Where the request goes and the S3 permissions it takes: ``_async_inference.input_prefix`` and
+        ``AsyncInvoker``. Large bodies go up in parts; a body of several buffers is read in place, never joined.
+        The result is looked for (S3 HEAD) at the OutputLocation and FailureLocation SageMaker answers, first
+        after ``poll_interval`` seconds, then at doubling intervals up to 5 s. The request object is deleted
+        once the result or failure is read (best effort). Blocks.
+
+        Args:
+            state: the endpoint; a state that does not say its mode (a listed or hand-made one) is described
+                first.
+            body, headers: the encoded request (``payloads.encode_request(..., protocol="sagemaker")``).
+            model: must be None: a SageMaker endpoint serves its default model.
+            timeout: seconds to wait for the result, upload included (default 900, SageMaker's default
+                invocation timeout); SageMaker is told to drop the request after as long (RequestTTLSeconds,
+                InvocationTimeoutSeconds, within their bounds of 60-21600 s and 1-3600 s).
+            poll_interval: seconds before the second look for the result.
+            progress: called after each look with an ``endpointkit.ProgressEvent``.
+
+        Returns:
+            The output object as a RawResponse; its content type is the object's (the Triton container's).
+
+        Raises:
+            UnsupportedCapabilityError: ``model`` names a model, or the endpoint is not asynchronous; no call made.
+            PayloadError: the body is over 1 GB, SageMaker's asynchronous limit; no call made.
+            NotFoundError: the endpoint does not exist.
+            ProviderError: the request failed (``code="AsyncInferenceFailed"``, the failure object's text), no
+                result came within ``timeout`` (``code="Timeout"``, the message says where it will appear and the
+                request object is kept for SageMaker to read), or AWS refused a call.
+        """
+        refuse_model_selection(state, model)
+        check_async_size(body)
+        endpoint = self._asynchronous_endpoint(state)
+        return self._async.invoke(
+            endpoint.name,
+            input_prefix(endpoint, explicit=self.async_input_path, target=self.target),
+            body,
+            headers,
+            timeout=DEFAULT_ASYNC_TIMEOUT if timeout is None else timeout,
+            poll_interval=poll_interval,
+            progress=progress,
+        )
+
+    def _asynchronous_endpoint(self, state: EndpointState) -> EndpointState:
+        """``state``, described first when it does not say its mode or output path; refused unless asynchronous."""
+        if "mode" not in state.extra or (
+            state.extra["mode"] == "async" and not state.extra.get("async_output_path")
+        ):
+            description = self._api.describe("endpoint", state.name)
+            if description is None:
+                raise NotFoundError(
+                    f"endpoint {state.name} does not exist in {self.region}",
+                    provider="sagemaker",
+                    operation="invoke_endpoint_async",
+                    code="NOT_FOUND",
+                )
+            if description.get("EndpointConfigName"):
+                self._api.describe("endpoint_config", description["EndpointConfigName"])
+            state = self._state(state.name, description)
+        mode = state.extra.get("mode")
+        if mode != "async":
+            raise UnsupportedCapabilityError(
+                f"endpoint {state.name} is a {mode} endpoint, not an asynchronous one: invoke it without "
+                "asynchronous=True, or give the target an `async:` section (output_path) and apply",
+                missing={
+                    Capability.ASYNC_INFERENCE.value: f"the endpoint's config has no AsyncInferenceConfig ({mode})"
+                },
+            )
+        return state
+
     def close(self) -> None:
-        """Close every client's connections. The adapter can be used again: clients are rebuilt on demand."""
+        """Shut the :meth:`ainvoke` executor down (waiting for its running calls), then close every client's
+        connections. The adapter can be used again: the executor and clients are rebuilt on demand."""
+        self._executor.shutdown()
         self._api.close()
 
 

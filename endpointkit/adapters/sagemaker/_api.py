@@ -4,11 +4,12 @@ mapping and retry policy, cached descriptions of what cannot change, and creates
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from endpointkit.adapters.base import MANAGED_BY_TAG, MANAGED_BY_VALUE, EndpointState, ResourceKind
-from endpointkit.adapters.sagemaker._clients import ClientFactory, make_client_factory
+from endpointkit.adapters.sagemaker._clients import MAX_POOL_CONNECTIONS, ClientFactory, make_client_factory
 from endpointkit.adapters.sagemaker._errors import ALREADY_EXISTS, Caller
 from endpointkit.adapters.sagemaker._state import Description, endpoint_state
 from endpointkit.errors import ConflictError, NotFoundError
@@ -34,14 +35,29 @@ TAGS_PAGE_SIZE = 100
 
 
 class SageMakerApi:
-    """Clients, calls and caches for one region. Not thread-safe: one per adapter."""
+    """Clients, calls and caches for one region, one per adapter.
 
-    def __init__(self, region: str, caller: Caller, *, factory: ClientFactory | None, session: Any) -> None:
+    Only the clients are shared between threads (``ainvoke`` runs invocations on the adapter's executor): they
+    are built under a lock, so concurrent first calls make one client, not one each. The caches are for the
+    provisioning calls, which run on one thread.
+    """
+
+    def __init__(
+        self,
+        region: str,
+        caller: Caller,
+        *,
+        factory: ClientFactory | None,
+        session: Any,
+        max_pool_connections: int = MAX_POOL_CONNECTIONS,
+    ) -> None:
         self.region = region
         self.caller = caller
+        self.max_pool_connections = max_pool_connections
         self._factory = factory
         self._factory_given = factory is not None
         self._session = session
+        self._clients_lock = threading.Lock()
         self._clients: dict[str, Any] = {}
         self._configs: dict[
             str, Description
@@ -60,16 +76,25 @@ class SageMakerApi:
         """The client of ``service``, built on first use."""
         client = self._clients.get(service)
         if client is None:
-            if self._factory is None:
-                self._factory = make_client_factory(self.region, session=self._session)
-            client = self._clients[service] = self._factory(service)
+            with self._clients_lock:
+                client = self._clients.get(service)
+                if client is None:
+                    if self._factory is None:
+                        self._factory = make_client_factory(
+                            self.region, session=self._session, max_pool_connections=self.max_pool_connections
+                        )
+                    client = self._clients[service] = self._factory(service)
         return client
 
     def extra_client(self, key: str, build: ClientFactory, service: str) -> Any:
         """A client kept under ``key`` besides the per-service ones (e.g. with another read timeout)."""
-        if key not in self._clients:
-            self._clients[key] = build(service)
-        return self._clients[key]
+        client = self._clients.get(key)
+        if client is None:
+            with self._clients_lock:
+                client = self._clients.get(key)
+                if client is None:
+                    client = self._clients[key] = build(service)
+        return client
 
     def call(self, operation: str, subject: str, *, instance_type: str | None = None, **params: Any) -> Any:
         """A SageMaker operation with mapped errors and retries."""
@@ -184,7 +209,8 @@ class SageMakerApi:
 
     def close(self) -> None:
         """Close every client's connections; clients are built again on demand."""
-        clients, self._clients = self._clients, {}
+        with self._clients_lock:
+            clients, self._clients = self._clients, {}
         for client in clients.values():
             close = getattr(client, "close", None)
             if callable(close):

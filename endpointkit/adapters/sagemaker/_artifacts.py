@@ -45,7 +45,8 @@ class ArtifactStore:
         self._caller = caller
         self._transfer_config = transfer_config
 
-    def _transfer(self) -> Any:
+    def transfer_config(self) -> Any:
+        """The ``boto3.s3.transfer.TransferConfig`` of every upload: the one given, or multipart above 64 MiB."""
         if self._transfer_config is None:
             transfer = require("boto3.s3.transfer", extra="sagemaker")
             self._transfer_config = transfer.TransferConfig(
@@ -112,7 +113,7 @@ class ArtifactStore:
         }
         logger.info("uploading model artifact %s (%d bytes)", url, size)
         client = self._s3()
-        config = self._transfer()
+        config = self.transfer_config()
         try:
             self._caller.run(
                 lambda: client.upload_file(str(path), bucket, key, ExtraArgs=extra, Config=config),

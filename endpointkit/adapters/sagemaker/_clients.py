@@ -27,7 +27,7 @@ from typing import Any
 
 from endpointkit._lazy import require
 
-__all__ = ["ClientFactory", "client_config", "make_client_factory"]
+__all__ = ["MAX_POOL_CONNECTIONS", "ClientFactory", "client_config", "make_client_factory"]
 
 ClientFactory = Callable[[str], Any]
 """Builds a boto3 client for a service name: ``sagemaker``, ``sagemaker-runtime``, ``s3``,
@@ -37,9 +37,14 @@ USER_AGENT = "endpointkit"
 _CONNECT_TIMEOUT = 10.0
 # InvokeEndpoint allows the container 60 s to answer (SageMaker real-time inference limits); leave headroom.
 _READ_TIMEOUT = 70.0
+MAX_POOL_CONNECTIONS = 16
+"""Connections each client keeps (botocore's default is 10); the adapter's ``max_concurrency`` defaults to it,
+so every thread of its executor has a pooled connection and none waits on another's."""
 
 
-def client_config(service: str, *, read_timeout: float | None = None) -> Any:
+def client_config(
+    service: str, *, read_timeout: float | None = None, max_pool_connections: int = MAX_POOL_CONNECTIONS
+) -> Any:
     """The botocore ``Config`` the adapter uses for ``service`` (see the module docstring for retries)."""
     config_module = require("botocore.config", extra="sagemaker")
     attempts = 5 if service == "s3" else 1
@@ -48,12 +53,16 @@ def client_config(service: str, *, read_timeout: float | None = None) -> Any:
         connect_timeout=_CONNECT_TIMEOUT if read_timeout is None else min(_CONNECT_TIMEOUT, read_timeout),
         read_timeout=_READ_TIMEOUT if read_timeout is None else read_timeout,
         user_agent_appid=USER_AGENT,
-        max_pool_connections=16,
+        max_pool_connections=max_pool_connections,
     )
 
 
 def make_client_factory(
-    region: str, *, session: Any = None, read_timeout: float | None = None
+    region: str,
+    *,
+    session: Any = None,
+    read_timeout: float | None = None,
+    max_pool_connections: int = MAX_POOL_CONNECTIONS,
 ) -> ClientFactory:
     """A factory of clients for ``region`` from a boto3 session (default: the shared one of the environment).
 
@@ -61,10 +70,11 @@ def make_client_factory(
         region: the AWS region every client talks to.
         session: a ``boto3.session.Session`` to take credentials and settings from.
         read_timeout: socket read timeout in seconds (default 70).
+        max_pool_connections: connections each client keeps for concurrent calls (default 16).
     """
 
     def factory(service: str) -> Any:
-        config = client_config(service, read_timeout=read_timeout)
+        config = client_config(service, read_timeout=read_timeout, max_pool_connections=max_pool_connections)
         if session is not None:
             return session.client(service, region_name=region, config=config)
         with _sessions_lock:

@@ -9,7 +9,21 @@ from endpointkit.adapters.base import Capability, EndpointState, RawResponse
 from endpointkit.adapters.sagemaker._errors import Caller
 from endpointkit.errors import UnsupportedCapabilityError
 
-__all__ = ["invoke_endpoint"]
+__all__ = ["invoke_endpoint", "refuse_model_selection"]
+
+
+def refuse_model_selection(state: EndpointState, model: str | None) -> None:
+    """Refuse a request that names a model: a SageMaker endpoint serves its default model only.
+
+    Raises:
+        UnsupportedCapabilityError: ``model`` is not None.
+    """
+    if model is not None:
+        raise UnsupportedCapabilityError(
+            f"SageMaker endpoint {state.name} serves its default model only (SAGEMAKER_TRITON_DEFAULT_MODEL_NAME); "
+            "set model.default_model in the spec instead of naming a model per request",
+            missing={"model": "per-request model selection is not available on SageMaker"},
+        )
 
 
 def invoke_endpoint(
@@ -31,16 +45,11 @@ def invoke_endpoint(
         UnsupportedCapabilityError: ``model`` names a model, or the endpoint is asynchronous.
         ProviderError: SageMaker or the container refused the request.
     """
-    if model is not None:
-        raise UnsupportedCapabilityError(
-            f"SageMaker endpoint {state.name} serves its default model only (SAGEMAKER_TRITON_DEFAULT_MODEL_NAME); "
-            "set model.default_model in the spec instead of naming a model per request",
-            missing={"model": "per-request model selection is not available on SageMaker"},
-        )
+    refuse_model_selection(state, model)
     if state.extra.get("mode") == "async":
         raise UnsupportedCapabilityError(
             f"endpoint {state.name} is asynchronous: SageMaker serves it through InvokeEndpointAsync with the "
-            "request in S3, not InvokeEndpoint",
+            "request in S3, not InvokeEndpoint; invoke it with asynchronous=True",
             missing={Capability.ASYNC_INFERENCE.value: "invoke_endpoint sends synchronous requests only"},
         )
     lowered = {key.lower(): value for key, value in headers.items()}

@@ -109,8 +109,13 @@ def endpoint_state(
             )
         )
     mode = "serverless" if any("ServerlessConfig" in variant for variant in declared.values()) else "realtime"
+    extra: dict[str, Any] = {}
     if config.get("AsyncInferenceConfig"):
         mode = "async"
+        # Where InvokeEndpointAsync writes results: the async invoke of an adapter without a spec needs them.
+        output = config["AsyncInferenceConfig"].get("OutputConfig") or {}
+        extra["async_output_path"] = output.get("S3OutputPath")
+        extra["async_failure_path"] = output.get("S3FailurePath")
     models = sorted({variant.get("ModelName", "") for variant in declared.values()} - {""})
     return EndpointState(
         name,
@@ -128,6 +133,7 @@ def endpoint_state(
             "config": description.get("EndpointConfigName"),
             "model": models[0] if len(models) == 1 else models,
             "mode": mode,
+            **extra,
         },
     )
 
