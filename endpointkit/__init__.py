@@ -40,7 +40,7 @@ from endpointkit.errors import (
     UnsupportedCapabilityError,
     UsageError,
 )
-from endpointkit.invoke import invoke_endpoint
+from endpointkit.invoke import ainvoke_endpoint, ainvoke_stream, invoke_endpoint, invoke_stream
 from endpointkit.payloads import InferRequest, InferResponse, RequestedOutput, Tensor
 from endpointkit.provisioners import Change, Plan
 from endpointkit.spec import Deployment, Spec, load_spec
@@ -81,9 +81,12 @@ __all__ = [
     "UsageError",
     "ValidationReport",
     "VariantState",
+    "ainvoke_endpoint",
+    "ainvoke_stream",
     "apply",
     "destroy",
     "invoke_endpoint",
+    "invoke_stream",
     "load_spec",
     "plan",
     "reap",

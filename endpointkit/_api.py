@@ -8,6 +8,7 @@ and before each deletion of ``reap``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -149,7 +150,8 @@ def apply(
     if max_hourly_cost is not None:
         _check_cost_limit(deployment, max_hourly_cost)
     with _adapter_for(deployment, adapter, options, dry_run=dry_run) as active:
-        return apply_plan(deployment, active, make_plan(deployment, active), progress=progress)
+        state = apply_plan(deployment, active, make_plan(deployment, active), progress=progress)
+    return _with_invoke_settings(state, deployment)
 
 
 def _check_cost_limit(deployment: Deployment, limit: float) -> None:
@@ -169,7 +171,18 @@ def status(
     """The endpoint's state, or None when it does not exist. Read-only."""
     deployment = resolve(spec, target, check_repository=False)
     with _adapter_for(deployment, adapter, options) as active:
-        return read_status(deployment, active)
+        state = read_status(deployment, active)
+    return None if state is None else _with_invoke_settings(state, deployment)
+
+
+def _with_invoke_settings(state: EndpointState, deployment: Deployment) -> EndpointState:
+    """The state with what ``invoke_endpoint`` needs from the spec later: the target's ``transport``.
+
+    A long-running service keeps the state of an apply and invokes with it, without the spec.
+    """
+    if deployment.target.transport == "http":
+        return state
+    return dataclasses.replace(state, extra={**state.extra, "transport": deployment.target.transport})
 
 
 def destroy(

@@ -167,6 +167,8 @@ class Timeouts(_Model):
 
 class _TargetBase(_Model):
     variants: dict[str, VariantOverride] = Field(default_factory=dict)
+    #: how ``invoke_endpoint`` talks to the endpoint unless a call says otherwise
+    transport: Literal["http", "grpc"] = "http"
 
 
 class LocalTarget(_TargetBase):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from endpointkit._endpoint_state import (
     EXPIRES_AT_TAG,
@@ -27,12 +27,18 @@ from endpointkit._wait import Progress
 from endpointkit.errors import EndpointKitError
 from endpointkit.spec import Deployment
 
+if TYPE_CHECKING:
+    from endpointkit.adapters._grpc import GrpcConnection
+
 __all__ = [
     "EXPIRES_AT_TAG",
     "MANAGED_BY_TAG",
     "MANAGED_BY_VALUE",
     "SPEC_HASH_TAG",
     "Adapter",
+    "AsyncAdapter",
+    "AsyncInferenceAdapter",
+    "GrpcAdapter",
     "Capability",
     "DesiredState",
     "EndpointState",
@@ -61,6 +67,7 @@ class Capability(enum.Enum):
     KEY_AUTH = "key_auth"
     SERVERLESS = "serverless"
     ASYNC_INFERENCE = "async_inference"
+    GRPC = "grpc"
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +231,71 @@ class ReapableAdapter(Protocol):
         ...
 
 
+@runtime_checkable
+class AsyncAdapter(Protocol):
+    """What an adapter adds so ``ainvoke_endpoint`` awaits its requests instead of blocking a thread.
+
+    Optional: an adapter without it is called through a worker thread.
+    """
+
+    async def ainvoke(
+        self,
+        state: EndpointState,
+        body: bytes | Sequence[bytes | bytearray | memoryview],
+        headers: Mapping[str, str],
+        *,
+        model: str | None = None,
+        timeout: float | None = None,
+    ) -> RawResponse:
+        """:meth:`Adapter.invoke` as a coroutine; cancelling the awaiting task cancels the request."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the connections of the running event loop (the blocking ones stay: ``close`` ends those)."""
+        ...
+
+
+@runtime_checkable
+class AsyncInferenceAdapter(Protocol):
+    """What an adapter adds when its endpoints take requests queued for later (SageMaker asynchronous inference).
+
+    Optional: ``invoke_endpoint(..., asynchronous=True)`` raises UnsupportedCapabilityError on an adapter without it.
+    """
+
+    def invoke_asynchronous(
+        self,
+        state: EndpointState,
+        body: bytes | Sequence[bytes | bytearray | memoryview],
+        headers: Mapping[str, str],
+        *,
+        model: str | None = None,
+        timeout: float | None = None,
+        poll_interval: float = 0.5,
+        progress: Progress | None = None,
+    ) -> RawResponse:
+        """Queue the request, wait (bounded by ``timeout``) for its result, and return it unparsed."""
+        ...
+
+
+@runtime_checkable
+class GrpcAdapter(Protocol):
+    """What an adapter adds when its endpoints serve Triton's gRPC API (``transport="grpc"``, streams).
+
+    Optional: ``invoke_endpoint(..., transport="grpc")`` and ``invoke_stream`` raise UnsupportedCapabilityError
+    before any call on an adapter without it.
+    """
+
+    def grpc_connection(
+        self, state: EndpointState, *, model: str | None = None
+    ) -> tuple[GrpcConnection, str]:
+        """The pooled gRPC connection to (one of) the endpoint's servers, and the model to call.
+
+        ``model`` defaults to the endpoint's default model. The connection carries the endpoint key and TLS
+        trust when the endpoint has them; it belongs to the adapter, which closes it.
+        """
+        ...
+
+
 def required_capabilities(deployment: Deployment) -> dict[Capability, str]:
     """What ``deployment`` needs from its target, each with the part of the spec that needs it."""
     needed: dict[Capability, str] = {}
@@ -246,4 +318,6 @@ def required_capabilities(deployment: Deployment) -> dict[Capability, str]:
         needed[Capability.SERVERLESS] = f"targets.{deployment.target_name}.serverless"
     if getattr(deployment.target, "async_inference", None) is not None:
         needed[Capability.ASYNC_INFERENCE] = f"targets.{deployment.target_name}.async"
+    if deployment.target.transport == "grpc":
+        needed[Capability.GRPC] = f"targets.{deployment.target_name}.transport: grpc"
     return needed

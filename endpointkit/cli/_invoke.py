@@ -22,8 +22,9 @@ from endpointkit import _api
 from endpointkit._api import ModelInfo
 from endpointkit.cli._output import _emit
 from endpointkit.errors import EXIT_OK, PayloadError, UsageError
-from endpointkit.invoke import invoke_endpoint
+from endpointkit.invoke import invoke_endpoint, invoke_stream
 from endpointkit.payloads import InferResponse, RequestedOutput, Tensor, parse_classification
+from endpointkit.spec import Deployment
 
 # A tensor of up to _SHOWN_ELEMENTS values is shown whole; a bigger one by a preview of its first and last values.
 _SHOWN_ELEMENTS = 24
@@ -44,8 +45,16 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
         outputs = [RequestedOutput(name, class_count=args.classes) for name in classified]
     elif args.output:
         outputs = list(args.output)
+    if args.stream:
+        return _print_stream(args, deployment, tensors, outputs, classified)
     response = invoke_endpoint(
-        deployment, tensors, outputs=outputs, binary=args.binary, model=args.model, timeout=args.timeout
+        deployment,
+        tensors,
+        outputs=outputs,
+        binary=args.binary,
+        model=args.model,
+        timeout=args.timeout,
+        transport=args.transport,
     )
     if args.output_dir is not None:
         args.output_dir.mkdir(parents=True, exist_ok=True)
@@ -60,6 +69,29 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
         sys.stdout.write(orjson.dumps(_response_document(response, classified)).decode() + "\n")
     else:
         sys.stdout.write(_describe_response(response, classified) + "\n")
+    return EXIT_OK
+
+
+def _print_stream(
+    args: argparse.Namespace,
+    deployment: Deployment,
+    tensors: list[Tensor],
+    outputs: list[str | RequestedOutput] | None,
+    classified: list[str],
+) -> int:
+    """Print each response of a gRPC stream as it arrives: a block each, or with --json a JSON line each."""
+    if args.transport == "http":
+        raise UsageError("--stream goes over gRPC: drop --transport http")
+    if args.output_dir is not None:
+        raise UsageError("--stream prints each response as it arrives: drop --output-dir")
+    responses = invoke_stream(deployment, tensors, outputs=outputs, model=args.model, timeout=args.timeout)
+    for index, response in enumerate(responses):
+        if args.json:
+            text = orjson.dumps(_response_document(response, classified)).decode()
+        else:
+            text = f"response {index}:\n" + _describe_response(response, classified)
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ from typing import NoReturn, TypeAlias
 
 from endpointkit import fleet
 from endpointkit.errors import UsageError
+from endpointkit.invoke import TRANSPORTS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -198,6 +199,19 @@ def _add_invoke_command(commands: _Commands) -> None:
         default=None,
         metavar="SECONDS",
         help="seconds for the request (more than 0)",
+    )
+    invoke.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default=None,
+        help="http (Triton's v2 HTTP API, or SageMaker's runtime) or grpc (local and AKS targets); "
+        "default: the target's transport setting, else http",
+    )
+    invoke.add_argument(
+        "--stream",
+        action="store_true",
+        help="send the request on a gRPC stream and print each response as it arrives (decoupled models; "
+        "with --json one JSON document per line)",
     )
 
 

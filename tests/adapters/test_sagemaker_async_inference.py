@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from collections.abc import Callable
@@ -406,3 +407,57 @@ def test_the_buffer_reader_reads_across_parts_and_seeks() -> None:
     assert reader.seek(2) == 2 and reader.read(3) == b"cde"
     with pytest.raises(ValueError, match="negative"):
         reader.seek(-1)
+
+
+# ---- through the public API -----------------------------------------------------------------------------------
+def test_invoke_endpoint_asynchronous_returns_the_decoded_result(
+    sagemaker_world: SageMakerWorld, deployed: Any
+) -> None:
+    adapter, state = deployed
+    _queue_async_results(sagemaker_world, {"data": orjson.dumps(ECHO_ANSWER).decode()})
+
+    response = ek.invoke_endpoint(
+        state, {"INPUT0": np.ones(3, np.float32)}, asynchronous=True, adapter=adapter
+    )
+
+    np.testing.assert_array_equal(response["OUTPUT0"], [1.0, 2.0, 3.0])
+    assert _inputs_left(sagemaker_world) == []
+
+
+def test_ainvoke_endpoint_asynchronous_returns_the_decoded_result(
+    sagemaker_world: SageMakerWorld, deployed: Any
+) -> None:
+    adapter, state = deployed
+    _queue_async_results(sagemaker_world, {"data": orjson.dumps(ECHO_ANSWER).decode()})
+
+    response = asyncio.run(
+        ek.ainvoke_endpoint(state, {"INPUT0": np.ones(3, np.float32)}, asynchronous=True, adapter=adapter)
+    )
+
+    np.testing.assert_array_equal(response["OUTPUT0"], [1.0, 2.0, 3.0])
+
+
+def test_grpc_on_sagemaker_is_refused_with_the_reason_before_any_call(
+    sagemaker_world: SageMakerWorld, deployed: Any
+) -> None:
+    adapter, state = deployed
+    sagemaker_world.hooks.calls.clear()
+
+    with pytest.raises(ek.UnsupportedCapabilityError, match="gRPC") as raised:
+        ek.invoke_endpoint(state, {"INPUT0": np.ones(3, np.float32)}, transport="grpc", adapter=adapter)
+
+    assert "grpc" in raised.value.missing
+    assert sagemaker_world.hooks.calls == []
+
+
+def test_a_spec_asking_sagemaker_for_grpc_fails_validation_with_the_reason(
+    sagemaker_world: SageMakerWorld,
+) -> None:
+    spec = sagemaker_world.spec(
+        variants=[{"name": "primary", "instance_type": "ml.m5.large"}], target={"transport": "grpc"}
+    )
+
+    with pytest.raises(ek.UnsupportedCapabilityError, match="InvokeEndpoint") as raised:
+        ek.validate(spec)
+
+    assert "grpc" in raised.value.missing

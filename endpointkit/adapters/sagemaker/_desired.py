@@ -184,6 +184,10 @@ def limitations(deployment: Deployment) -> dict[Capability, str]:
             "endpointkit deploys one Triton repository per SageMaker endpoint; multi-model endpoints "
             "(ContainerDefinition Mode MultiModel) are not implemented: put the models in one repository"
         ),
+        Capability.GRPC: (
+            "SageMaker endpoints are reached only through sagemaker-runtime's HTTPS InvokeEndpoint, which carries "
+            "Triton's HTTP payloads, never its gRPC API; use transport: http (the default) on this target"
+        ),
     }
     if target.serverless is not None:
         serverless_reason = "SageMaker serverless endpoints run on CPU only, without {what}"
