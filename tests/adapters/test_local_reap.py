@@ -9,6 +9,7 @@ Every server is stopped at teardown, whatever the test did (and ``state_root`` f
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -22,16 +23,12 @@ from typing import Any
 import pytest
 
 import endpointkit as ek
+from endpointkit._endpoint_state import EXPIRES_AT_TAG, encode_expiry
 from endpointkit.adapters import adapter_for_state
 from endpointkit.adapters.base import EndpointState, EndpointStatus, ReapableAdapter
 from endpointkit.adapters.local import LocalAdapter
-from endpointkit.adapters.local._state import (
-    EndpointPaths,
-    EndpointRecord,
-    ServerRecord,
-    read_json,
-    write_json,
-)
+from endpointkit.adapters.local._files import read_json, write_json
+from endpointkit.adapters.local._state import EndpointPaths, EndpointRecord, ServerRecord
 from endpointkit.adapters.local._tritonserver import pid_alive
 from endpointkit.cli import main
 from endpointkit.errors import ConflictError, ProviderError
@@ -324,6 +321,43 @@ def test_destroy_by_state_refuses_what_it_does_not_manage_or_what_changed(
     with pytest.raises(ConflictError, match="not under this adapter's state root"):
         adapter.destroy_by_state(elsewhere)
     assert paths.record.is_file()
+
+
+def test_an_expiry_of_the_previous_writer_is_reaped_like_one_of_the_codec(
+    tmp_path: Path, dead_pid: int
+) -> None:
+    root = tmp_path / "state"
+    moment = datetime(2030, 1, 1, 1, tzinfo=timezone.utc)
+    write_record(root, "previous", dead_pid, expires_at=moment.isoformat())  # the field before the codec
+    write_record(root, "codec", dead_pid, expires_at=encode_expiry(moment))
+    adapter = LocalAdapter(LocalTarget(kind="local", state_dir=str(root)))
+
+    listed = {state.name: state.expires_at for state in adapter.list_endpoints()}
+    report = reap(adapter, now=moment + timedelta(seconds=1))
+
+    assert listed == {"codec": moment, "previous": moment}
+    assert sorted((o.state.name, o.action) for o in report.outcomes) == [
+        ("codec", "destroyed"),
+        ("previous", "destroyed"),
+    ]
+    assert not (root / "codec").exists() and not (root / "previous").exists()
+
+
+def test_an_unreadable_expiry_is_no_expiry_and_a_warning_not_an_unreadable_record(
+    tmp_path: Path, dead_pid: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "state"
+    write_record(root, "edited", dead_pid, expires_at="next tuesday", log_lines="boom\n")
+    adapter = LocalAdapter(LocalTarget(kind="local", state_dir=str(root)))
+
+    with caplog.at_level(logging.WARNING):
+        (listed,) = adapter.list_endpoints()
+        report = reap(adapter, now=datetime(2100, 1, 1, tzinfo=timezone.utc))
+
+    assert (listed.name, listed.status, listed.spec_hash) == ("edited", EndpointStatus.FAILED, "c0ffee")
+    assert listed.expires_at is None and "boom" in (listed.reason or "")
+    assert f"endpoint edited has an unreadable {EXPIRES_AT_TAG} tag 'next tuesday'" in caplog.text
+    assert report.outcomes == () and (root / "edited" / "endpoint.json").is_file()
 
 
 def test_a_bare_state_gives_the_default_state_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

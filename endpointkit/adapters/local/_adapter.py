@@ -1,16 +1,15 @@
-"""LocalAdapter: the local target's adapter (see the package docstring)."""
+"""LocalAdapter: the local target's adapter (see the package docstring).
+
+The class is the seam: desired state comes from ``_desired``, what exists from ``_state``, changes from
+``_rollout``, spec-less listing and deletion from ``_reap``, requests from ``_invoke``; processes are started and
+stopped by ``_servers``.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import random
-import time
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
-from urllib.parse import quote
 
 from endpointkit._wait import Progress
 from endpointkit.adapters._http import Body, HttpTransport, Origin
@@ -18,59 +17,35 @@ from endpointkit.adapters.base import (
     Capability,
     DesiredState,
     EndpointState,
-    EndpointStatus,
     ObservedState,
     RawResponse,
     Resource,
     ResourceKind,
 )
+from endpointkit.adapters.local import _desired
+from endpointkit.adapters.local._invoke import Invoker
+from endpointkit.adapters.local._reap import Reaper
+from endpointkit.adapters.local._rollout import Rollout
 from endpointkit.adapters.local._servers import Launcher, ServerSupervisor, gpu_available
 from endpointkit.adapters.local._state import (
     KEY_HEADER,
     READY_PATH,
     EndpointPaths,
-    EndpointRecord,
     ServerRecord,
-    copy_model,
-    delete_model,
-    endpoint_lock,
-    endpoint_state,
-    ensure_key,
-    is_endpoint_name,
     load_record,
-    read_json,
-    read_secret,
-    remove,
-    server_alive,
-    server_json,
+    observe,
+    read_state,
     state_root,
-    write_json,
 )
 from endpointkit.adapters.local._tritonserver import TritonServerProcess
-from endpointkit.adapters.naming import changed_since_plan, content_name, expires_at, managed_tags
-from endpointkit.errors import AuthError, ConflictError, NotFoundError, ProviderError, SpecError
-from endpointkit.modelrepo import is_remote_repository, load_repository
-from endpointkit.spec import Deployment, LocalTarget, Timeouts
+from endpointkit.errors import ProviderError
+from endpointkit.spec import Deployment, LocalTarget
 
 __all__ = ["KEY_HEADER", "LocalAdapter", "gpu_available"]
 
 logger = logging.getLogger("endpointkit.adapters.local")
 
 _HEALTH_TIMEOUT = 2.0
-# Without a spec there are no timeouts to read: destroying by state waits as long as a default spec would.
-_DESTROY_TIMEOUT = Timeouts().delete
-# What a state file that cannot be read raises while it is parsed (bad JSON, missing or unknown fields, bad time).
-_UNREADABLE = (OSError, ValueError, TypeError, KeyError)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-
-
-def _expiry_field(deployment: Deployment, changed: str) -> str | None:
-    """The record's ``expires_at`` for a change made at ``changed``: a ttl counts from the latest change."""
-    expiry = expires_at(deployment, now=datetime.fromisoformat(changed))
-    return expiry.isoformat() if expiry else None
 
 
 class LocalAdapter:
@@ -85,23 +60,33 @@ class LocalAdapter:
     With several variants, :meth:`invoke` picks a variant per request at random in proportion to the weights
     (``Capability.TRAFFIC_SPLIT`` is supported).
 
-    Security: every server listens on 127.0.0.1, except Triton's SageMaker listener (``sagemaker_protocol:
-    true``), which binds every interface; a warning says so when it starts. With ``api_key: true`` inference
-    needs the key (``--http-restricted-api``), kept in a 0600 file in the endpoint's 0700 state folder and never
-    logged or returned in a state. Triton takes it on its command line, so other local users who may read
-    the process list can see it: the key keeps other programs and stray requests out, not other users.
+    Security: everything listens on 127.0.0.1, the SageMaker protocol (``sagemaker_protocol: true``) too: Triton's
+    own SageMaker listener can only bind every interface, so a small front per variant serves ``/ping`` and
+    ``/invocations`` on 127.0.0.1 and passes requests to Triton's HTTP port. With ``api_key: true`` inference
+    needs the key (``--http-restricted-api``, through the front as well), kept in a 0600 file in the endpoint's
+    0700 state folder and never logged or returned in a state. Triton takes it on its command line, so other
+    local users who may read the process list can see it: the key keeps other programs and stray requests out,
+    not other users.
+
+    A run killed while its servers start (SIGKILL, a power cut of the terminal) leaves them running; they are
+    recorded before the wait for readiness, so :meth:`status` reports them (FAILED, naming their pids) and the
+    next ``apply``, ``destroy`` or ``reap`` stops them.
 
     Args:
         target: the spec's local target section.
         target_name: the target's name in the spec.
         transport: the HTTP transport for health checks and inference (a pooled one by default).
         gpu_probe: answers whether a GPU is present (default: :func:`gpu_available`).
-        launcher: starts one server (default: :meth:`TritonServerProcess.start`); tests may wrap it.
+        launcher: starts one server (default: :meth:`TritonServerProcess.start`); tests may wrap it. It is
+            given ``on_spawn``, to call with the server as soon as its process exists.
         stop_grace: seconds between SIGTERM and SIGKILL when stopping a server.
     """
 
     kind: str = "local"
     payload_protocol: Literal["triton", "sagemaker"]
+    #: no limit of the whole body: tritonserver checks each input against --http-max-input-size (64 MiB by
+    #: default) and answers 400 with its own message
+    max_request_bytes: int | None = None
 
     def __init__(
         self,
@@ -122,7 +107,9 @@ class LocalAdapter:
         self._servers = ServerSupervisor(
             launcher or TritonServerProcess.start, stop_grace=stop_grace, before_stop=self._transport.close
         )
-        self._keys: dict[Path, tuple[int, str]] = {}
+        self._rollout = Rollout(self._servers, target_name=target_name, ready=self._ready)
+        self._reaper = Reaper(self._servers, root=self.root, target_name=target_name)
+        self._invoker = Invoker(self._transport)
 
     @classmethod
     def from_state(cls, state: EndpointState, **options: Any) -> LocalAdapter:
@@ -147,99 +134,26 @@ class LocalAdapter:
     # ---- capabilities and desired state --------------------------------------------------------------
     def limitations(self, deployment: Deployment) -> Mapping[Capability, str]:
         """What a local endpoint cannot do, with the reason and an alternative. Runs ``nvidia-smi -L`` at most once."""
-        missing = {
-            Capability.FPGA: "FPGAs are served through Azure's FPGA device plugin, not a local Triton; "
-            "use an aks target with an NP-series node pool (e.g. Standard_NP10s)",
-            Capability.INFERENTIA: "AWS Inferentia chips exist only on AWS; use a sagemaker target with an "
-            "inf2 instance type (e.g. ml.inf2.xlarge)",
-            Capability.AUTOSCALING: "a local endpoint is one tritonserver process per variant and does not "
-            "scale; remove autoscaling or deploy to sagemaker or aks",
-            Capability.SERVERLESS: "serverless hosting is a SageMaker feature; use a sagemaker target",
-            Capability.ASYNC_INFERENCE: "asynchronous inference is a SageMaker feature; use a sagemaker target",
-        }
-        if any(variant.accelerator == "gpu" for variant in deployment.variants) and not self._gpu_probe():
-            missing[Capability.GPU] = (
-                "no GPU on this machine (nvidia-smi -L lists none); use accelerator: cpu for the local target "
-                "(a per-target variant override), or deploy to a sagemaker or aks target with GPUs"
-            )
-        target = deployment.target
-        if isinstance(target, LocalTarget) and target.api_key and target.sagemaker_protocol:
-            missing[Capability.KEY_AUTH] = (
-                "Triton's SageMaker listener does not check --http-restricted-api keys and listens on every "
-                "interface, so a key could be bypassed; turn off sagemaker_protocol to protect the endpoint "
-                "with api_key"
-            )
-        return missing
+        return _desired.limitations(deployment, gpu_present=self._gpu_probe)
 
     def desired(self, deployment: Deployment) -> DesiredState:
         """Model, endpoint config and endpoint for ``deployment``. Reads and hashes the repository; no process."""
-        target = self._local_target(deployment)
-        spec = deployment.spec
-        if is_remote_repository(deployment.repository):
-            raise SpecError(
-                f"model.repository {deployment.repository} is in cloud storage, which the local target does not "
-                "read: download it to a folder and point model.repository at that folder, or deploy to a "
-                "sagemaker or aks target",
-                field="model.repository",
-            )
-        repository = load_repository(deployment.repository)
-        default_model = repository.default_model(spec.model.default_model)
-        sha256 = repository.content_hash()
-        model = Resource(
-            "model",
-            content_name(spec.name, {"sha256": sha256}),
-            {"sha256": sha256, "source": str(repository.path)},
-        )
-        launch = {
-            "model": model.name,
-            "model_sha256": sha256,
-            "default_model": default_model,
-            "protocol": "sagemaker" if target.sagemaker_protocol else "triton",
-            "api_key": target.api_key,
-            "environment": dict(spec.model.environment),
-            "tritonserver": _binary_setting(target.tritonserver, spec.base_dir),
-            "variants": [
-                {
-                    "name": variant.name,
-                    "weight": variant.weight,
-                    "accelerator": variant.accelerator,
-                    "instance_type": variant.instance_type,
-                    "instance_count": variant.instance_count,
-                    "gpus": variant.gpus_per_replica,
-                }
-                for variant in deployment.variants
-            ],
-        }
-        config = Resource("endpoint_config", content_name(spec.name, launch), launch)
-        endpoint = Resource("endpoint", spec.name, {"config": config.name})
-        return DesiredState(
-            spec.name, deployment.spec_hash(), model, config, endpoint, managed_tags(deployment)
-        )
+        return _desired.desired_state(deployment)
 
     # ---- reading ---------------------------------------------------------------------------------------
     def read(self, deployment: Deployment, desired: DesiredState) -> ObservedState:
         """The endpoint's state, the config and model it runs, and which desired resources exist on disk."""
-        paths = self._paths(deployment.name)
-        existing: set[tuple[ResourceKind, str]] = set()
-        if paths.model_present(str(desired.model.properties["sha256"])):
-            existing.add(("model", desired.model.name))
-        if paths.config(desired.config.name).is_file():
-            existing.add(("endpoint_config", desired.config.name))
-        record = load_record(paths)
-        state = self._state(paths, record)
-        if record is None:
-            return ObservedState(state, existing=frozenset(existing))
-        config = Resource("endpoint_config", record.config, read_json(paths.config(record.config)) or {})
-        model = Resource("model", record.model, {"sha256": record.model_sha256})
-        return ObservedState(state, model, config, frozenset(existing))
+        return observe(self._paths(deployment.name), desired, target_name=self.target_name, ready=self._ready)
 
     def status(self, deployment: Deployment) -> EndpointState:
         """IN_SERVICE when every server answers ready; FAILED, with the log's last lines, when one has died.
 
-        Read-only; asks each server's ``/v2/health/ready``.
+        Servers that a killed ``apply`` left starting, with no endpoint recorded, read as FAILED (CREATING while
+        that apply still runs), with their pids in ``reason``. Read-only; asks each server's
+        ``/v2/health/ready``.
         """
         paths = self._paths(deployment.name)
-        return self._state(paths, load_record(paths))
+        return read_state(paths, load_record(paths), target_name=self.target_name, ready=self._ready)
 
     # ---- changes ---------------------------------------------------------------------------------------
     def create(self, deployment: Deployment, resource: Resource, *, progress: Progress | None = None) -> None:
@@ -247,7 +161,7 @@ class LocalAdapter:
 
         Idempotent: an existing model or config is kept; a running endpoint with the same config is adopted (a
         concurrent apply of the same spec waits for the lock, then finds it); one whose servers died is cleaned
-        up and started again.
+        up and started again, and so are servers a killed run left starting.
 
         Raises:
             ProviderError: a server exited before it was ready (a model failed to load); carries Triton's log
@@ -256,16 +170,7 @@ class LocalAdapter:
             ConflictError: another run held the endpoint's lock for all of ``timeouts.create``, or made the
                 endpoint with another config since this run planned (``ChangedSincePlan``: apply again).
         """
-        paths = self._paths(deployment.name)
-        with endpoint_lock(paths, timeout=deployment.spec.timeouts.create):
-            if resource.kind == "model":
-                self._copy_model(paths, resource)
-            elif resource.kind == "endpoint_config":
-                if not paths.config(resource.name).is_file():
-                    paths.ensure()
-                    write_json(paths.config(resource.name), resource.properties)
-            else:
-                self._create_endpoint(deployment, paths, str(resource.properties["config"]), progress)
+        self._rollout.create(deployment, self._paths(deployment.name), resource, progress)
 
     def update_endpoint(
         self, deployment: Deployment, desired: DesiredState, *, progress: Progress | None = None
@@ -275,33 +180,11 @@ class LocalAdapter:
         Blocks until the new servers serve. If they fail, they are stopped and the old ones keep serving.
 
         Raises:
-            NotFoundError: the endpoint does not exist.
+            NotFoundError: the endpoint does not exist (destroyed since this run planned: the configs and model
+                copies left in its folder are removed, as they would serve nothing).
             ProviderError, ProvisionTimeout: the new servers did not become ready (the old ones still serve).
         """
-        paths = self._paths(deployment.name)
-        with endpoint_lock(paths, timeout=deployment.spec.timeouts.update):
-            record = load_record(paths)
-            if record is None:
-                raise NotFoundError(
-                    f"local endpoint {deployment.name} does not exist", provider="local", operation="update"
-                )
-            if record.config == desired.config.name:
-                # Already serving the desired config: only the spec's ttl or tags changed (provisioners.plan.diff).
-                self._retag(deployment, paths, record)
-                return
-            self._launch(deployment, paths, desired.config.name, progress, replacing=record)
-
-    def _retag(self, deployment: Deployment, paths: EndpointPaths, record: EndpointRecord) -> None:
-        now = _now()
-        write_json(
-            paths.record,
-            dataclasses.replace(
-                record,
-                spec_hash=deployment.spec_hash(),
-                updated=now,
-                expires_at=_expiry_field(deployment, now),
-            ).to_json(),
-        )
+        self._rollout.update_endpoint(deployment, self._paths(deployment.name), desired, progress)
 
     def delete(
         self, deployment: Deployment, kind: ResourceKind, name: str, *, progress: Progress | None = None
@@ -309,23 +192,10 @@ class LocalAdapter:
         """Stop the servers (SIGTERM, then SIGKILL after ``stop_grace``) or remove a config or a model copy.
 
         Blocks until the servers have exited. Succeeds when the resource is already gone. A config or model
-        that the running endpoint still uses is kept. The endpoint's folder goes once it is empty.
+        that the running endpoint still uses is kept; without an endpoint, every config and model copy in its
+        folder goes, not only the one named (nothing can use them). The endpoint's folder goes once it is empty.
         """
-        paths = self._paths(deployment.name)
-        timeout = deployment.spec.timeouts.delete
-        with endpoint_lock(paths, timeout=timeout):
-            record = load_record(paths)
-            if kind == "endpoint":
-                if record is not None:
-                    self._servers.report(progress, deployment.name, "DELETING", 0.0, timeout)
-                    self._servers.stop(record.servers)
-                for leftover in (paths.record, paths.key, paths.logs):
-                    remove(leftover)
-            elif kind == "endpoint_config" and (record is None or record.config != name):
-                remove(paths.config(name))
-            elif kind == "model" and (record is None or record.model != name):
-                delete_model(paths, name)
-            paths.prune()
+        self._rollout.delete(deployment, self._paths(deployment.name), kind, name, progress)
 
     # ---- without a spec: reap and destroy after the repository is gone ------------------------------------
     def list_endpoints(self) -> list[EndpointState]:
@@ -336,51 +206,19 @@ class LocalAdapter:
         server runs and FAILED (with the last lines of the log in ``reason``) when one has died. ``expires_at``
         is the expiry set from the spec's ttl at apply time (timezone-aware UTC), None without a ttl. A state
         file that cannot be read is listed as UNKNOWN with the reason and no expiry, so reap leaves it alone.
-        Folders without ``endpoint.json`` (no endpoint was started) are not listed.
+        Folders without ``endpoint.json`` are listed only when servers a killed run left starting still run
+        there: FAILED, expired since they started, so reap stops them.
         """
-        try:
-            folders = sorted(entry for entry in self.root.iterdir() if entry.is_dir())
-        except FileNotFoundError:
-            return []
-        except OSError as error:
-            raise ProviderError(
-                f"cannot list the local state folder {self.root}: {error.strerror or error}",
-                provider="local",
-                operation="list",
-            ) from error
-        states: list[EndpointState] = []
-        for folder in folders:
-            if not is_endpoint_name(folder.name):
-                continue  # .locks and anything endpointkit did not name
-            paths = self._paths(folder.name)
-            try:
-                record = load_record(paths)
-                if record is None:
-                    continue
-                state = endpoint_state(paths, record, ready=lambda server: True)
-            except _UNREADABLE as error:
-                logger.warning("local endpoint %s: cannot read %s: %s", folder.name, paths.record, error)
-                states.append(
-                    EndpointState(
-                        folder.name,
-                        self.target_name,
-                        self.kind,
-                        EndpointStatus.UNKNOWN,
-                        reason=f"cannot read {paths.record}: {error}",
-                        extra={"state_root": str(paths.root), "state_dir": str(paths.directory)},
-                    )
-                )
-                continue
-            states.append(dataclasses.replace(state, name=folder.name, target=self.target_name))
-        return states
+        return self._reaper.list_endpoints()
 
     def destroy_by_state(self, state: EndpointState, *, progress: Progress | None = None) -> None:
         """Stop the servers of the endpoint ``state`` names and remove its state folder, without its spec.
 
-        The servers to stop are read from ``endpoint.json`` under the endpoint's lock (not from ``state``, which
-        may be stale). Servers get SIGTERM, then SIGKILL after ``stop_grace``; only then are the key, logs,
-        configs and model copies removed, and ``endpoint.json`` last, so an interrupted run can be repeated.
-        Idempotent: an endpoint that is already gone is skipped. Blocks until the servers have exited.
+        The servers to stop are read from ``endpoint.json`` and ``starting/`` under the endpoint's lock (not
+        from ``state``, which may be stale). Servers get SIGTERM, then SIGKILL after ``stop_grace``; only then
+        are the key, logs, configs and model copies removed, and ``endpoint.json`` last, so an interrupted run
+        can be repeated. Idempotent: an endpoint that is already gone is skipped. Blocks until the servers have
+        exited.
 
         Raises:
             ConflictError: ``state`` does not name a local endpoint under this adapter's state root (a name that
@@ -389,66 +227,7 @@ class LocalAdapter:
             ProviderError: ``endpoint.json`` cannot be read (its servers cannot be found, so nothing is
                 removed), or a server survived SIGKILL (the state is kept so a later run can retry).
         """
-        paths = self._owned_paths(state)
-        with endpoint_lock(paths, timeout=_DESTROY_TIMEOUT):
-            try:
-                record = load_record(paths)
-            except _UNREADABLE as error:
-                raise ProviderError(
-                    f"cannot read {paths.record} of local endpoint {paths.name} ({error}), so its servers "
-                    "cannot be found; stop them and remove the folder by hand",
-                    provider="local",
-                    operation="delete",
-                    code="UnreadableState",
-                ) from error
-            if record is None:
-                paths.prune()
-                return
-            if state.expires_at is not None and record.expires != state.expires_at:
-                raise ConflictError(
-                    f"local endpoint {paths.name} was applied again since it was listed (it now expires at "
-                    f"{record.expires.isoformat() if record.expires else 'never'}); not destroyed",
-                    provider="local",
-                    operation="delete",
-                    code="Changed",
-                )
-            self._servers.report(progress, paths.name, "DELETING", 0.0, _DESTROY_TIMEOUT)
-            self._servers.stop(record.servers)
-            survivors = [server.pid for server in record.servers if server_alive(server)]
-            if survivors:
-                raise ProviderError(
-                    f"local endpoint {paths.name}: tritonserver pid(s) {survivors} did not exit after SIGKILL; "
-                    f"its state is kept in {paths.directory}",
-                    provider="local",
-                    operation="delete",
-                    code="StillRunning",
-                )
-            for leftover in (paths.key, paths.logs, paths.configs, paths.models):
-                remove(leftover)
-            remove(paths.record)
-            remove(paths.directory)
-        logger.info("local endpoint %s destroyed (servers %s)", paths.name, [s.pid for s in record.servers])
-
-    def _owned_paths(self, state: EndpointState) -> EndpointPaths:
-        """The files of the endpoint ``state`` names, refusing names and roots this adapter does not manage."""
-        if not is_endpoint_name(state.name):
-            raise ConflictError(
-                f"{state.name!r} is not a local endpoint name, so it is not managed by endpointkit under "
-                f"{self.root}",
-                provider="local",
-                operation="delete",
-                code="NotManaged",
-            )
-        root = state.extra.get("state_root")
-        if root and Path(str(root)).expanduser().resolve() != self.root:
-            raise ConflictError(
-                f"local endpoint {state.name} lives under {root}, not under this adapter's state root "
-                f"{self.root}; destroy it with LocalAdapter.from_state(state)",
-                provider="local",
-                operation="delete",
-                code="OtherStateRoot",
-            )
-        return self._paths(state.name)
+        self._reaper.destroy_by_state(state, progress)
 
     # ---- inference -------------------------------------------------------------------------------------
     def invoke(
@@ -472,118 +251,13 @@ class LocalAdapter:
             NotFoundError: the endpoint's servers are not running.
             ProviderError: the request failed on the way (``retryable`` for connection errors).
         """
-        servers: Sequence[Mapping[str, Any]] = state.extra.get("servers", ())
-        try:
-            return self._send(state, servers, body, headers, model, timeout)
-        except ProviderError as error:
-            if error.code != "ConnectionRefused":
-                raise
-            refreshed = load_record(EndpointPaths(Path(state.extra["state_root"]), state.name))
-            current = [] if refreshed is None else [server_json(server) for server in refreshed.servers]
-            if not current or current == list(servers):
-                raise NotFoundError(
-                    f"local endpoint {state.name} is not running ({error}); run `endpointkit apply` to start it",
-                    provider="local",
-                    operation="invoke",
-                    code="NotRunning",
-                ) from error
-            return self._send(state, current, body, headers, model, timeout)
+        return self._invoker.invoke(state, body, headers, model=model, timeout=timeout)
 
     def close(self) -> None:
         """Close pooled connections. Servers keep running: ``delete`` stops them."""
         self._transport.close()
 
-    # ---- endpoint internals ----------------------------------------------------------------------------
-    def _create_endpoint(
-        self, deployment: Deployment, paths: EndpointPaths, config_name: str, progress: Progress | None
-    ) -> None:
-        record = load_record(paths)
-        if record is not None:
-            alive = [server for server in record.servers if server_alive(server)]
-            if len(alive) == len(record.servers) and all(self._ready(server) for server in alive):
-                if record.config == config_name:
-                    logger.info("local endpoint %s already serves %s: adopted", deployment.name, config_name)
-                    timeout = deployment.spec.timeouts.create
-                    self._servers.report(progress, deployment.name, "IN_SERVICE", 0.0, timeout)
-                    return
-                raise changed_since_plan(deployment.name, record.config, config_name, provider="local")
-            self._servers.stop(record.servers)  # a dead endpoint's leftovers
-            remove(paths.record)
-        self._launch(deployment, paths, config_name, progress, replacing=None)
-
-    def _launch(
-        self,
-        deployment: Deployment,
-        paths: EndpointPaths,
-        config_name: str,
-        progress: Progress | None,
-        *,
-        replacing: EndpointRecord | None,
-    ) -> None:
-        """Start the servers of ``config_name``, record them, then stop the ones they replace (blue/green)."""
-        config = self._config(paths, config_name)
-        key = ensure_key(paths) if config["api_key"] else None
-        phase, timeout = ("UPDATING", deployment.spec.timeouts.update)
-        if replacing is None:
-            phase, timeout = ("CREATING", deployment.spec.timeouts.create)
-        started = time.monotonic()
-        servers = self._servers.start(
-            paths,
-            config_name,
-            config,
-            restricted_api=(KEY_HEADER, key) if key else None,
-            phase=phase,
-            timeout=timeout,
-            progress=progress,
-        )
-        now = _now()
-        created = replacing.created if replacing is not None else now
-        record = EndpointRecord(
-            name=deployment.name,
-            target=self.target_name,
-            config=config_name,
-            model=str(config["model"]),
-            model_sha256=str(config["model_sha256"]),
-            default_model=str(config["default_model"]),
-            protocol=str(config["protocol"]),
-            api_key=bool(config["api_key"]),
-            spec_hash=deployment.spec_hash(),
-            created=created,
-            updated=now,
-            expires_at=_expiry_field(deployment, now),
-            servers=servers,
-        )
-        try:
-            write_json(paths.record, record.to_json())
-        except BaseException:
-            self._servers.stop(servers)
-            raise
-        if replacing is not None:
-            self._servers.stop(replacing.servers)
-        if key is None:
-            remove(paths.key)
-        elapsed = time.monotonic() - started
-        logger.info("local endpoint %s serves %s after %.1fs", deployment.name, config_name, elapsed)
-        self._servers.report(progress, deployment.name, "IN_SERVICE", elapsed, timeout)
-
-    def _copy_model(self, paths: EndpointPaths, resource: Resource) -> None:
-        source = str(resource.properties["source"])
-        try:
-            copy_model(paths, resource.name, str(resource.properties["sha256"]), source)
-        except OSError as error:
-            raise ProviderError(
-                f"cannot copy the model repository {source} into {paths.models}: {error}",
-                provider="local",
-                operation="create",
-                code="CopyFailed",
-            ) from error
-
-    # ---- state ----------------------------------------------------------------------------------------
-    def _state(self, paths: EndpointPaths, record: EndpointRecord | None) -> EndpointState:
-        if record is None or not record.servers:
-            return EndpointState(paths.name, self.target_name, self.kind, EndpointStatus.NOT_FOUND)
-        return endpoint_state(paths, record, ready=self._ready)
-
+    # ---- helpers ---------------------------------------------------------------------------------------
     def _ready(self, server: ServerRecord) -> bool:
         origin = Origin("http", "127.0.0.1", server.http_port)
         try:
@@ -592,94 +266,5 @@ class LocalAdapter:
             return False
         return response.status == 200
 
-    def _config(self, paths: EndpointPaths, name: str) -> dict[str, Any]:
-        config = read_json(paths.config(name))
-        if config is None:
-            raise NotFoundError(
-                f"endpoint config {name} of local endpoint {paths.name} does not exist ({paths.config(name)})",
-                provider="local",
-                operation="create",
-            )
-        if not paths.model_present(str(config["model_sha256"])):
-            raise NotFoundError(
-                f"model {config['model']} of local endpoint {paths.name} is not in {paths.models}",
-                provider="local",
-                operation="create",
-            )
-        return config
-
-    # ---- helpers ---------------------------------------------------------------------------------------
-    def _key(self, key_file: Path) -> str:
-        try:
-            stamp = key_file.stat().st_mtime_ns
-        except FileNotFoundError:
-            raise NotFoundError(
-                f"the endpoint key {key_file} is missing; apply the endpoint again",
-                provider="local",
-                operation="invoke",
-            ) from None
-        cached = self._keys.get(key_file)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-        try:
-            key = read_secret(key_file) or ""
-        except OSError as error:
-            raise AuthError(
-                f"cannot read the endpoint key {key_file}: {error.strerror or error}; it is readable by the user "
-                "who applied the endpoint only",
-                provider="local",
-                operation="invoke",
-            ) from error
-        self._keys[key_file] = (stamp, key)
-        return key
-
-    def _send(
-        self,
-        state: EndpointState,
-        servers: Sequence[Mapping[str, Any]],
-        body: Body,
-        headers: Mapping[str, str],
-        model: str | None,
-        timeout: float | None,
-    ) -> RawResponse:
-        if not servers:
-            raise NotFoundError(
-                f"local endpoint {state.name} has no server", provider="local", operation="invoke"
-            )
-        server = (
-            servers[0] if len(servers) == 1 else random.choices(servers, [s["weight"] for s in servers])[0]
-        )
-        extra = state.extra
-        default_model = str(extra["default_model"])
-        if extra.get("protocol") == "sagemaker":
-            if model is not None and model != default_model:
-                raise ProviderError(
-                    f"{state.name} speaks the SageMaker protocol, whose /invocations serves only the default "
-                    f"model {default_model!r}, not {model!r}; set sagemaker_protocol: false to call any model",
-                    provider="local",
-                    operation="invoke",
-                    code="ModelNotServed",
-                )
-            origin, path = Origin("http", "127.0.0.1", int(server["sagemaker_port"])), "/invocations"
-        else:
-            origin = Origin("http", "127.0.0.1", int(server["http_port"]))
-            path = f"/v2/models/{quote(model or default_model, safe='')}/infer"
-        if extra.get("api_key"):
-            headers = {**headers, KEY_HEADER: self._key(Path(extra["key_file"]))}
-        return self._transport.request("POST", origin, path, body, headers, timeout=timeout)
-
     def _paths(self, name: str) -> EndpointPaths:
         return EndpointPaths(self.root, name)
-
-    def _local_target(self, deployment: Deployment) -> LocalTarget:
-        if not isinstance(deployment.target, LocalTarget):
-            raise SpecError(f"target {deployment.target_name!r} is {deployment.kind}, not local")
-        return deployment.target
-
-
-def _binary_setting(value: str | None, base_dir: Path) -> str | None:
-    """The target's ``tritonserver`` setting, a relative path resolved against the spec file's folder."""
-    if not value:
-        return None
-    path = Path(value).expanduser()
-    return str(path if path.is_absolute() else (base_dir / path).resolve())

@@ -1,4 +1,4 @@
-"""What a local endpoint keeps on disk, and the lock that serializes changes to it.
+"""What a local endpoint keeps on disk, how that reads as an endpoint state, and the lock on changes to it.
 
 Layout under the state root (``$XDG_STATE_HOME/endpointkit/local``, ``~/.local/state/endpointkit/local`` by
 default, or the target's ``state_dir``)::
@@ -6,36 +6,44 @@ default, or the target's ``state_dir``)::
     .locks/NAME.lock                   fcntl.flock'ed by every change to endpoint NAME (never deleted)
     NAME/                              0700
       endpoint.json                    the running servers: pids, ports, logs, config, spec hash, expiry
+      starting/<pid>.json              a server an apply has started but not yet put in endpoint.json
       api-key                          0600, only with ``api_key: true``
       configs/<NAME>-<hash8>.json      endpoint configs: Triton launch settings per variant
       models/<sha256>/                 the model repository, copied
       models/<sha256>.json             what that copy is (name, source, default model)
       logs/<variant>-<config hash>-<time>.log
 
-Every JSON file is written to a temporary file and moved into place (``os.replace``), so a reader in another
-process sees the old or the new content, never half of one.
+Every JSON file is written atomically (``_files.py``), so a reader in another process sees the old or the new
+content, never half of one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+import logging
 import os
 import re
-import secrets
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import orjson
-
-from endpointkit.adapters.base import EndpointState, EndpointStatus, VariantState
+from endpointkit._endpoint_state import decode_expiry
+from endpointkit.adapters.base import (
+    DesiredState,
+    EndpointState,
+    EndpointStatus,
+    ObservedState,
+    Resource,
+    ResourceKind,
+    VariantState,
+)
+from endpointkit.adapters.local._files import read_json, remove, write_json
 from endpointkit.adapters.local._tritonserver import log_tail, pid_alive
 from endpointkit.errors import ConflictError
 
@@ -45,24 +53,25 @@ __all__ = [
     "EndpointPaths",
     "EndpointRecord",
     "ServerRecord",
-    "copy_model",
-    "delete_model",
+    "StartingServer",
     "endpoint_lock",
     "endpoint_state",
-    "ensure_key",
-    "generate_key",
+    "forget_starting",
     "is_endpoint_name",
     "load_record",
+    "load_starting",
+    "observe",
+    "process_alive",
     "process_start_ticks",
-    "read_json",
-    "read_secret",
-    "remove",
+    "read_state",
     "server_alive",
     "server_json",
+    "starting_state",
     "state_root",
-    "write_json",
-    "write_secret",
+    "write_starting",
 ]
+
+logger = logging.getLogger("endpointkit.adapters.local")
 
 STATE_VERSION = 1
 KEY_HEADER = "endpointkit-key"
@@ -123,6 +132,13 @@ class EndpointPaths:
     def logs(self) -> Path:
         return self.directory / "logs"
 
+    @property
+    def starting(self) -> Path:
+        return self.directory / "starting"
+
+    def starting_entry(self, pid: int) -> Path:
+        return self.starting / f"{pid}.json"
+
     def config(self, name: str) -> Path:
         return self.configs / f"{name}.json"
 
@@ -142,14 +158,18 @@ class EndpointPaths:
 
     def prune(self) -> None:
         """Remove the endpoint folder once nothing is left in it."""
-        for folder in (self.configs, self.models, self.logs, self.directory):
+        for folder in (self.configs, self.models, self.logs, self.starting, self.directory):
             with contextlib.suppress(OSError):
                 folder.rmdir()
 
 
 @dataclass(frozen=True)
 class ServerRecord:
-    """One tritonserver process: which variant it serves and where."""
+    """One variant's tritonserver process, which variant it serves and where.
+
+    With the SageMaker protocol, ``sagemaker_pid`` is the process that serves ``sagemaker_port`` on 127.0.0.1
+    (``_sagemaker_front``); a record without it (written before that front existed) had Triton's own listener.
+    """
 
     variant: str
     pid: int
@@ -162,6 +182,15 @@ class ServerRecord:
     weight: float
     instance_count: int
     instance_type: str | None = None
+    sagemaker_pid: int | None = None
+    sagemaker_start_ticks: int | None = None
+
+    def processes(self) -> list[tuple[int, int | None]]:
+        """``(pid, start ticks)`` of every process of this variant: the server, then its SageMaker front."""
+        found = [(self.pid, self.start_ticks)]
+        if self.sagemaker_pid is not None:
+            found.append((self.sagemaker_pid, self.sagemaker_start_ticks))
+        return found
 
 
 @dataclass(frozen=True)
@@ -196,23 +225,78 @@ class EndpointRecord:
 
     @property
     def expires(self) -> datetime | None:
-        """The expiry from the spec's ttl at apply time, timezone-aware UTC (a naive time is taken as UTC).
+        """The expiry from the spec's ttl at apply time, timezone-aware UTC, read by the one expiry codec.
 
-        Raises:
-            ValueError: ``expires_at`` is not an ISO 8601 time.
+        An unreadable ``expires_at`` (a hand-edited file) is logged and read as no expiry, as on every target.
         """
-        if not self.expires_at:
-            return None
-        moment = datetime.fromisoformat(self.expires_at)
-        if moment.tzinfo is None:
-            return moment.replace(tzinfo=timezone.utc)
-        return moment.astimezone(timezone.utc)
+        return decode_expiry(self.expires_at, endpoint=self.name)
+
+
+@dataclass(frozen=True)
+class StartingServer:
+    """A server an apply has started and not yet put in ``endpoint.json``: the file ``starting/<pid>.json``.
+
+    Written as soon as the process exists, before the wait for readiness, and removed once ``endpoint.json``
+    lists the server or the server is stopped. So a run killed while its server starts leaves this file behind,
+    and every later command finds the server: while the run that started it (``owner_pid``) lives, the server is
+    that run's; after, it is an orphan that apply, destroy and reap stop. ``expires_at`` is the time it was
+    started, in the expiry codec's form: an orphan is due for reaping at once.
+    """
+
+    server: ServerRecord
+    config: str
+    owner_pid: int
+    owner_start_ticks: int | None
+    expires_at: str | None
+
+    def owner_alive(self) -> bool:
+        """Whether the run that started the server still runs."""
+        return process_alive(self.owner_pid, self.owner_start_ticks)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StartingServer:
+        fields = dict(data)
+        fields["server"] = ServerRecord(**fields["server"])
+        return cls(**fields)
 
 
 def load_record(paths: EndpointPaths) -> EndpointRecord | None:
     """The endpoint's ``endpoint.json``, or None when it has none."""
     data = read_json(paths.record)
     return None if data is None else EndpointRecord.from_json(data)
+
+
+def load_starting(paths: EndpointPaths) -> list[StartingServer]:
+    """The servers recorded in ``starting/``, by pid. A file that cannot be read is logged and skipped."""
+    try:
+        files = sorted(paths.starting.glob("*.json"))
+    except OSError:
+        return []
+    entries: list[StartingServer] = []
+    for path in files:
+        try:
+            data = read_json(path)
+            if data is not None:
+                entries.append(StartingServer.from_json(data))
+        except (OSError, ValueError, TypeError, KeyError) as error:
+            logger.warning("local endpoint %s: cannot read %s: %s", paths.name, path, error)
+    return entries
+
+
+def write_starting(paths: EndpointPaths, entry: StartingServer) -> None:
+    """Record a server that is starting (``starting/<pid>.json``), atomically."""
+    write_json(paths.starting_entry(entry.server.pid), entry.to_json())
+
+
+def forget_starting(paths: EndpointPaths, servers: Iterable[ServerRecord]) -> None:
+    """Remove the ``starting/`` files of ``servers``: they are in ``endpoint.json`` now, or stopped."""
+    for server in servers:
+        remove(paths.starting_entry(server.pid))
+    with contextlib.suppress(OSError):
+        paths.starting.rmdir()
 
 
 def server_json(server: ServerRecord) -> dict[str, Any]:
@@ -224,113 +308,10 @@ def server_json(server: ServerRecord) -> dict[str, Any]:
         "grpc_port": server.grpc_port,
         "metrics_port": server.metrics_port,
         "sagemaker_port": server.sagemaker_port,
+        "sagemaker_pid": server.sagemaker_pid,
         "weight": server.weight,
         "log_path": server.log_path,
     }
-
-
-# ---- files ---------------------------------------------------------------------------------------------
-def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write ``data`` as JSON atomically (temporary file, fsync, ``os.replace``), mode 0600."""
-    write_bytes(path, orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-
-
-def write_bytes(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(content)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``, or None when the file does not exist."""
-    try:
-        content = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    data = orjson.loads(content)
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} does not hold a JSON object")
-    return data
-
-
-def generate_key() -> str:
-    """A fresh endpoint key (256 bits, URL-safe)."""
-    return secrets.token_urlsafe(32)
-
-
-def write_secret(path: Path, value: str) -> None:
-    """Store a secret readable by its owner only (0600)."""
-    write_bytes(path, value.encode())
-
-
-def read_secret(path: Path) -> str | None:
-    try:
-        return path.read_text().strip() or None
-    except FileNotFoundError:
-        return None
-
-
-def remove(path: Path) -> None:
-    """Delete a file or a folder tree; nothing happens when it is already gone."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
-# ---- the model copy and the key -------------------------------------------------------------------------
-def copy_model(paths: EndpointPaths, name: str, sha256: str, source: str) -> None:
-    """Copy repository ``source`` to ``models/<sha256>/`` (staged, then renamed) unless it is there already.
-
-    Raises:
-        OSError: the copy failed; nothing is left behind.
-    """
-    if paths.model_present(sha256):
-        return
-    paths.ensure()
-    paths.models.mkdir(exist_ok=True)
-    destination = paths.model(sha256)
-    staging = paths.models / f".{sha256}.{os.getpid()}.partial"
-    remove(staging)
-    remove(destination)
-    try:
-        shutil.copytree(source, staging, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        staging.rename(destination)
-    except BaseException:
-        remove(staging)
-        raise
-    write_json(paths.model_record(sha256), {"name": name, "sha256": sha256, "source": source})
-
-
-def delete_model(paths: EndpointPaths, name: str) -> None:
-    """Remove every model copy recorded under ``name``."""
-    if not paths.models.is_dir():
-        return
-    for record_path in paths.models.glob("*.json"):
-        data = read_json(record_path)
-        if data is not None and data.get("name") == name:
-            remove(record_path)  # the record first: without it the copy no longer counts as present
-            remove(paths.model(record_path.stem))
-
-
-def ensure_key(paths: EndpointPaths) -> str:
-    """The endpoint's key, generated and stored (0600) on first use."""
-    key = read_secret(paths.key)
-    if key is None:
-        paths.ensure()
-        key = generate_key()
-        write_secret(paths.key, key)
-    return key
 
 
 # ---- lock ----------------------------------------------------------------------------------------------
@@ -383,13 +364,16 @@ def process_start_ticks(pid: int) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
-def server_alive(server: ServerRecord) -> bool:
-    """Whether the recorded process still runs and is the same process that was recorded."""
-    if not pid_alive(server.pid):
+def process_alive(pid: int, start_ticks: int | None) -> bool:
+    """Whether ``pid`` still runs and is the process that was recorded (started at ``start_ticks``)."""
+    if not pid_alive(pid):
         return False
-    if server.start_ticks is None:
-        return True
-    return process_start_ticks(server.pid) == server.start_ticks
+    return start_ticks is None or process_start_ticks(pid) == start_ticks
+
+
+def server_alive(server: ServerRecord) -> bool:
+    """Whether every process of the recorded server still runs and is the same process that was recorded."""
+    return all(process_alive(pid, start_ticks) for pid, start_ticks in server.processes())
 
 
 # ---- the shared state vocabulary ---------------------------------------------------------------------
@@ -399,30 +383,15 @@ def endpoint_state(
     """The :class:`EndpointState` of a recorded endpoint: IN_SERVICE when every server is ``ready``, FAILED
     (with the last lines of its log) when one has exited or none is recorded, UNKNOWN when one runs but is not
     ready. Carries the record's spec hash and expiry.
-
-    Raises:
-        ValueError: the record's ``expires_at`` is not an ISO 8601 time.
     """
     problems: list[str] = []
     if not record.servers:
         problems.append("no tritonserver is recorded for this endpoint")
     variants: list[VariantState] = []
     for server in record.servers:
-        if not server_alive(server):
-            tail = "\n".join(log_tail(Path(server.log_path), lines=10))
-            problems.append(
-                f"variant {server.variant}: tritonserver (pid {server.pid}) is not running"
-                + (f"; last log lines:\n{tail}" if tail else "")
-            )
-            variant_status = EndpointStatus.FAILED
-        elif not ready(server):
-            problems.append(
-                f"variant {server.variant}: tritonserver (pid {server.pid}) runs but "
-                f"{READY_PATH} on port {server.http_port} does not answer 200"
-            )
-            variant_status = EndpointStatus.UNKNOWN
-        else:
-            variant_status = EndpointStatus.IN_SERVICE
+        variant_status, problem = _server_status(server, ready)
+        if problem is not None:
+            problems.append(f"variant {server.variant}: {problem}")
         variants.append(
             VariantState(server.variant, server.instance_type, 1, server.weight, variant_status.value)
         )
@@ -466,4 +435,131 @@ def endpoint_state(
         spec_hash=record.spec_hash,
         expires_at=record.expires,
         extra=extra,
+    )
+
+
+def _server_status(
+    server: ServerRecord, ready: Callable[[ServerRecord], bool]
+) -> tuple[EndpointStatus, str | None]:
+    """One server's status, and what is wrong with it when it does not serve."""
+    if not process_alive(server.pid, server.start_ticks):
+        tail = "\n".join(log_tail(Path(server.log_path), lines=10))
+        return EndpointStatus.FAILED, f"tritonserver (pid {server.pid}) is not running" + (
+            f"; last log lines:\n{tail}" if tail else ""
+        )
+    if not server_alive(server):
+        return EndpointStatus.FAILED, (
+            f"the SageMaker listener (pid {server.sagemaker_pid}) of port {server.sagemaker_port} is not running"
+        )
+    if not ready(server):
+        return EndpointStatus.UNKNOWN, (
+            f"tritonserver (pid {server.pid}) runs but {READY_PATH} on port {server.http_port} does not answer 200"
+        )
+    return EndpointStatus.IN_SERVICE, None
+
+
+def starting_state(
+    paths: EndpointPaths, entries: Iterable[StartingServer], *, target_name: str
+) -> EndpointState:
+    """The state of an endpoint without ``endpoint.json``, from the servers an apply recorded as starting.
+
+    CREATING while the apply that started them runs; FAILED once it is gone (it was killed while its servers
+    started: they are orphans, which apply, destroy and reap stop; the expiry is when they were started, so reap
+    takes them at once); NOT_FOUND when none of them runs. Sends no request.
+    """
+    live = [entry for entry in entries if _any_running(entry.server)]
+    if not live:
+        return EndpointState(paths.name, target_name, "local", EndpointStatus.NOT_FOUND)
+    starters = sorted({entry.owner_pid for entry in live if entry.owner_alive()})
+    if starters:
+        status = EndpointStatus.CREATING
+        reason = f"an apply (pid {', '.join(map(str, starters))}) is starting tritonserver {_pids(live)}"
+        expiry = None
+    else:
+        status = EndpointStatus.FAILED
+        reason = _orphan_reason(live)
+        expiries = [decode_expiry(entry.expires_at, endpoint=paths.name) for entry in live]
+        expiry = min((moment for moment in expiries if moment is not None), default=None)
+    variants = tuple(
+        VariantState(entry.server.variant, entry.server.instance_type, 1, entry.server.weight, status.value)
+        for entry in live
+    )
+    return EndpointState(
+        name=paths.name,
+        target=target_name,
+        kind="local",
+        status=status,
+        variants=variants,
+        reason=reason,
+        expires_at=expiry,
+        extra={
+            "state_root": str(paths.root),
+            "state_dir": str(paths.directory),
+            "starting": [server_json(entry.server) for entry in live],
+        },
+    )
+
+
+def read_state(
+    paths: EndpointPaths,
+    record: EndpointRecord | None,
+    *,
+    target_name: str,
+    ready: Callable[[ServerRecord], bool],
+) -> EndpointState:
+    """The endpoint's state: from ``record`` (:func:`endpoint_state`) when it lists servers, else from the servers
+    an apply left starting (:func:`starting_state`). Orphans beside a record (an update killed while its new
+    servers started) are named in ``reason``; they do not change the status of the servers that serve.
+    """
+    starting = load_starting(paths)
+    if record is None or not record.servers:
+        return starting_state(paths, starting, target_name=target_name)
+    state = endpoint_state(paths, record, ready=ready)
+    recorded = {server.pid for server in record.servers}
+    orphans = [
+        entry
+        for entry in starting
+        if entry.server.pid not in recorded and not entry.owner_alive() and _any_running(entry.server)
+    ]
+    if not orphans:
+        return state
+    return dataclasses.replace(state, reason="\n".join(filter(None, (state.reason, _orphan_reason(orphans)))))
+
+
+def observe(
+    paths: EndpointPaths,
+    desired: DesiredState,
+    *,
+    target_name: str,
+    ready: Callable[[ServerRecord], bool],
+) -> ObservedState:
+    """The endpoint's state, the config and model it runs, and which desired resources exist on disk."""
+    existing: set[tuple[ResourceKind, str]] = set()
+    if paths.model_present(str(desired.model.properties["sha256"])):
+        existing.add(("model", desired.model.name))
+    if paths.config(desired.config.name).is_file():
+        existing.add(("endpoint_config", desired.config.name))
+    record = load_record(paths)
+    state = read_state(paths, record, target_name=target_name, ready=ready)
+    if record is None:
+        return ObservedState(state, existing=frozenset(existing))
+    config = Resource("endpoint_config", record.config, read_json(paths.config(record.config)) or {})
+    model = Resource("model", record.model, {"sha256": record.model_sha256})
+    return ObservedState(state, model, config, frozenset(existing))
+
+
+def _any_running(server: ServerRecord) -> bool:
+    return any(process_alive(pid, start_ticks) for pid, start_ticks in server.processes())
+
+
+def _pids(entries: Iterable[StartingServer]) -> str:
+    pids = [pid for entry in entries for pid, _ in entry.server.processes()]
+    return f"pid{'s' if len(pids) > 1 else ''} {', '.join(map(str, pids))}"
+
+
+def _orphan_reason(entries: list[StartingServer]) -> str:
+    configs = ", ".join(sorted({entry.config for entry in entries}))
+    return (
+        f"tritonserver {_pids(entries)} (config {configs}) left running by an apply that was interrupted while "
+        "they started; apply, destroy or reap stops them"
     )

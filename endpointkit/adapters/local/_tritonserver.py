@@ -30,9 +30,11 @@ __all__ = [
     "TritonServerProcess",
     "find_tritonserver",
     "free_port",
+    "health_status",
     "log_tail",
     "pid_alive",
     "running_tritonserver",
+    "session_leftovers",
     "stop_pid",
 ]
 
@@ -157,6 +159,33 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def session_leftovers(leader: int, *, started_since: int | None) -> list[tuple[int, int]]:
+    """``(pid, start ticks)`` of the live processes still in the session that process ``leader`` led.
+
+    A server started with ``detach`` leads its own session, and its Python backend stubs are in it. When
+    tritonserver exits on ``--exit-timeout-secs`` (a client kept a connection open) rather than after unloading
+    its models, a stub outlives it, reparented to init, holding its shared memory. Only processes started at or
+    after ``started_since`` (the leader's start, in clock ticks) count, so a session id the kernel has given to an
+    unrelated program since is left alone. Reads Linux ``/proc``; elsewhere, nothing is found.
+    """
+    found: list[tuple[int, int]] = []
+    with contextlib.suppress(OSError):
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == leader:
+                continue
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                # After the command name: state, ppid, pgrp, session, ... field 22 (index 19) the start time.
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                state, session, start_ticks = fields[0], int(fields[3]), int(fields[19])
+                if (
+                    session == leader
+                    and state != "Z"
+                    and (started_since is None or start_ticks >= started_since)
+                ):
+                    found.append((int(entry.name), start_ticks))
+    return found
+
+
 def stop_pid(
     pid: int, *, grace_seconds: float = 10.0, process: subprocess.Popen[bytes] | None = None
 ) -> None:
@@ -209,7 +238,8 @@ def _is_error_line(line: str) -> bool:
     return (line[:1] == "E" and line[1:5].isdigit()) or "failed to load" in line or "UNAVAILABLE" in line
 
 
-def _health(host: str, port: int, path: str, timeout: float = 1.0) -> int | None:
+def health_status(host: str, port: int, path: str, timeout: float = 1.0) -> int | None:
+    """The status code of ``GET path`` on ``host:port``, or None when nothing answers."""
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         connection.request("GET", path)
@@ -220,10 +250,67 @@ def _health(host: str, port: int, path: str, timeout: float = 1.0) -> int | None
         connection.close()
 
 
+@dataclass(frozen=True, slots=True)
+class _LoopbackPorts:
+    """The ports one tritonserver listens on, free on 127.0.0.1 when picked."""
+
+    http: int
+    grpc: int
+    metrics: int
+    sagemaker: int | None
+
+    @classmethod
+    def pick(cls, *, sagemaker: bool) -> _LoopbackPorts:
+        return cls(free_port(), free_port(), free_port(), free_port() if sagemaker else None)
+
+
+def _command_line(
+    binary: TritonBinary,
+    model_repository: Path,
+    ports: _LoopbackPorts,
+    restricted_api: tuple[str, str] | None,
+    extra_arguments: Sequence[str],
+) -> list[str]:
+    """tritonserver's arguments: every listener on 127.0.0.1 (but Triton's SageMaker one, see ``start``)."""
+    arguments = [
+        str(binary.executable),
+        f"--model-repository={model_repository.resolve()}",
+        *binary.arguments,
+        "--strict-model-config=false",
+        f"--exit-timeout-secs={EXIT_TIMEOUT_SECONDS}",
+        "--http-address=127.0.0.1",
+        f"--http-port={ports.http}",
+        "--grpc-address=127.0.0.1",
+        f"--grpc-port={ports.grpc}",
+        "--metrics-address=127.0.0.1",
+        f"--metrics-port={ports.metrics}",
+    ]
+    if ports.sagemaker is not None:
+        arguments += ["--allow-sagemaker=true", f"--sagemaker-port={ports.sagemaker}"]
+    if restricted_api is not None:
+        header, value = restricted_api
+        arguments.append(f"--http-restricted-api=inference,model-repository:{header}={value}")
+    return arguments + list(extra_arguments)
+
+
+def _server_environment(
+    binary: TritonBinary, environment: Mapping[str, str] | None, default_model: str | None
+) -> dict[str, str]:
+    """This process's environment, the binary's path additions in front, then the caller's variables."""
+    env = dict(os.environ)
+    for key, value in binary.environment.items():
+        env[key] = os.pathsep.join(filter(None, (value, env.get(key))))
+    env.update(environment or {})
+    if default_model:
+        env["SAGEMAKER_TRITON_DEFAULT_MODEL_NAME"] = default_model
+    return env
+
+
 class TritonServerProcess:
     """A tritonserver this process started (``start``) or found by pid (``attach``).
 
-    Listens on 127.0.0.1 only, except Triton's SageMaker listener, which binds every interface.
+    Listens on 127.0.0.1 only, except Triton's own SageMaker listener (``start(sagemaker=True)``), which binds
+    every interface.
     """
 
     def __init__(
@@ -278,13 +365,17 @@ class TritonServerProcess:
         restricted_api: tuple[str, str] | None = None,
         extra_arguments: Sequence[str] = (),
         on_progress: Callable[[float], None] | None = None,
+        on_spawn: Callable[[TritonServerProcess], None] | None = None,
         detach: bool = False,
     ) -> TritonServerProcess:
         """Start tritonserver on free loopback ports and wait until it is ready (:meth:`is_ready`).
 
         Args:
             model_repository: the Triton model repository folder.
-            sagemaker: also start Triton's SageMaker listener (``/ping``, ``/invocations``); it binds 0.0.0.0.
+            sagemaker: also start Triton's own SageMaker listener (``/ping``, ``/invocations``). Triton binds it
+                to 0.0.0.0 and has no option to choose the address (``sagemaker_address_`` is fixed in its
+                command_line_parser.h), so this is for tests on a private machine; the local adapter serves the
+                SageMaker protocol on 127.0.0.1 itself (``_sagemaker_front``).
             default_model: ``SAGEMAKER_TRITON_DEFAULT_MODEL_NAME`` for the SageMaker listener.
             environment: extra environment variables for the server.
             log_path: where Triton's output goes (a temporary file by default).
@@ -293,11 +384,52 @@ class TritonServerProcess:
             restricted_api: ``(header, value)``: inference and model-repository calls need that header.
             extra_arguments: more tritonserver arguments.
             on_progress: called with the elapsed seconds while waiting.
+            on_spawn: called with the server as soon as its process exists, before the wait for readiness (the
+                local adapter records the pid there, so a run killed during the wait leaves a server it can find).
             detach: start in its own session so the server outlives this process.
 
         Raises:
             ProviderError: the server exited or a model failed to load; the message has Triton's log lines.
             ProvisionTimeout: not ready within ``ready_timeout``.
+        """
+        server = cls.spawn(
+            model_repository,
+            sagemaker=sagemaker,
+            default_model=default_model,
+            environment=environment,
+            log_path=log_path,
+            binary=binary,
+            restricted_api=restricted_api,
+            extra_arguments=extra_arguments,
+            detach=detach,
+        )
+        try:
+            if on_spawn is not None:
+                on_spawn(server)
+            server.wait_ready(ready_timeout, on_progress=on_progress)
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    @classmethod
+    def spawn(
+        cls,
+        model_repository: str | os.PathLike[str],
+        *,
+        sagemaker: bool = False,
+        default_model: str | None = None,
+        environment: Mapping[str, str] | None = None,
+        log_path: str | os.PathLike[str] | None = None,
+        binary: TritonBinary | str | os.PathLike[str] | None = None,
+        restricted_api: tuple[str, str] | None = None,
+        extra_arguments: Sequence[str] = (),
+        detach: bool = False,
+    ) -> TritonServerProcess:
+        """Start the tritonserver process and return at once, without waiting for readiness.
+
+        The arguments are those of :meth:`start`. The caller owns the process: :meth:`wait_ready`, then
+        :meth:`stop`.
         """
         resolved = binary if isinstance(binary, TritonBinary) else find_tritonserver(binary)
         owned_log_dir = None
@@ -306,33 +438,9 @@ class TritonServerProcess:
             log_file = owned_log_dir / "tritonserver.log"
         else:
             log_file = Path(log_path)
-        http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
-        sagemaker_port = free_port() if sagemaker else None
-        arguments = [
-            str(resolved.executable),
-            f"--model-repository={Path(model_repository).resolve()}",
-            *resolved.arguments,
-            "--strict-model-config=false",
-            f"--exit-timeout-secs={EXIT_TIMEOUT_SECONDS}",
-            "--http-address=127.0.0.1",
-            f"--http-port={http_port}",
-            "--grpc-address=127.0.0.1",
-            f"--grpc-port={grpc_port}",
-            "--metrics-address=127.0.0.1",
-            f"--metrics-port={metrics_port}",
-        ]
-        if sagemaker_port is not None:
-            arguments += ["--allow-sagemaker=true", f"--sagemaker-port={sagemaker_port}"]
-        if restricted_api is not None:
-            header, value = restricted_api
-            arguments.append(f"--http-restricted-api=inference,model-repository:{header}={value}")
-        arguments += list(extra_arguments)
-        env = dict(os.environ)
-        for key, value in resolved.environment.items():
-            env[key] = os.pathsep.join(filter(None, (value, env.get(key))))
-        env.update(environment or {})
-        if default_model:
-            env["SAGEMAKER_TRITON_DEFAULT_MODEL_NAME"] = default_model
+        ports = _LoopbackPorts.pick(sagemaker=sagemaker)
+        arguments = _command_line(resolved, Path(model_repository), ports, restricted_api, extra_arguments)
+        env = _server_environment(resolved, environment, default_model)
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with log_file.open("wb") as log_stream:
             process = subprocess.Popen(
@@ -343,22 +451,16 @@ class TritonServerProcess:
                 env=env,
                 start_new_session=detach,
             )
-        server = cls(
+        return cls(
             pid=process.pid,
-            http_port=http_port,
-            grpc_port=grpc_port,
-            metrics_port=metrics_port,
-            sagemaker_port=sagemaker_port,
+            http_port=ports.http,
+            grpc_port=ports.grpc,
+            metrics_port=ports.metrics,
+            sagemaker_port=ports.sagemaker,
             log_path=log_file,
             process=process,
             owned_log_dir=owned_log_dir,
         )
-        try:
-            server.wait_ready(ready_timeout, on_progress=on_progress)
-        except BaseException:
-            server.stop()
-            raise
-        return server
 
     def exit_code(self) -> int | None:
         """The exit code when the server has stopped and this process started it, else None."""
@@ -371,11 +473,14 @@ class TritonServerProcess:
 
     def is_ready(self, timeout: float = 1.0) -> bool:
         """``/v2/health/ready`` answers 200, and so does the SageMaker listener's ``/ping`` when it runs."""
-        if _health(self.host, self.http_port, "/v2/health/ready", timeout) != 200:
+        if health_status(self.host, self.http_port, "/v2/health/ready", timeout) != 200:
             return False
         # Triton opens its SageMaker listener after the HTTP one: ready on HTTP alone, /invocations could
         # still refuse connections for a moment (seen in a test run on this machine).
-        return self.sagemaker_port is None or _health(self.host, self.sagemaker_port, "/ping", timeout) == 200
+        return (
+            self.sagemaker_port is None
+            or health_status(self.host, self.sagemaker_port, "/ping", timeout) == 200
+        )
 
     def wait_ready(self, timeout: float, *, on_progress: Callable[[float], None] | None = None) -> None:
         """Block until ready; fail at once, with Triton's own log lines, when the process exits."""
