@@ -46,7 +46,7 @@ from types import TracebackType
 from typing import Any
 
 from endpointkit.adapters._http import Body, Origin, _as_buffers
-from endpointkit.adapters._http_async_connection import BodyTooLarge, Connection, IncompleteBody
+from endpointkit.adapters._http_async_connection import BodyTooLarge, Connection, IncompleteBody, running_loop
 from endpointkit.adapters._http_response import inflate_response
 from endpointkit.adapters.base import RawResponse
 from endpointkit.errors import EndpointKitError, PayloadError, ProviderError
@@ -234,6 +234,21 @@ class AsyncHttpTransport:
         closing = [connection.lost for connection in self._open if connection.closing_on(loop)]
         if closing:
             await asyncio.gather(*closing)
+
+    def close(self) -> None:
+        """Close every idle connection, from blocking code (an adapter's ``close``). Idempotent.
+
+        A connection whose event loop runs in another thread is closed by that loop, handed over thread-safely;
+        busy connections close when their request ends. The transport stays usable.
+        """
+        self._generation += 1
+        here = running_loop()
+        for origin, pool in list(self._pools.items()):
+            del self._pools[origin]
+            if pool.loop.is_running() and pool.loop is not here:
+                pool.loop.call_soon_threadsafe(self._discard_idle, pool)
+            else:
+                self._discard_idle(pool)
 
     async def __aenter__(self) -> AsyncHttpTransport:
         return self

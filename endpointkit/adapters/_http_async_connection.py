@@ -27,7 +27,7 @@ from typing import Literal, cast
 from endpointkit.adapters._http_response import Headers
 from endpointkit.adapters.base import RawResponse
 
-__all__ = ["WRITE_SLICE", "BodyTooLarge", "Connection", "IncompleteBody"]
+__all__ = ["WRITE_SLICE", "BodyTooLarge", "Connection", "IncompleteBody", "running_loop"]
 
 WRITE_SLICE = 256 * 1024
 """Bytes handed to the transport at a time once the socket's send buffer is full."""
@@ -165,7 +165,7 @@ class Connection(asyncio.BufferedProtocol):
             except RuntimeError:  # the loop is closed
                 pass
             else:
-                if _running_loop() is self.loop:
+                if running_loop() is self.loop:
                     return
         # No turn of this connection's loop may come (closed, or not running): close the socket here.
         self.sock.close()
@@ -446,7 +446,8 @@ class Connection(asyncio.BufferedProtocol):
         return IncompleteBody(len(self._body), None)
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, or None."""
     try:
         return asyncio.get_running_loop()
     except RuntimeError:

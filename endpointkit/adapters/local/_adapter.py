@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from endpointkit._wait import Progress
+from endpointkit.adapters._grpc import GrpcConnection
 from endpointkit.adapters._http import Body, HttpTransport, Origin
+from endpointkit.adapters._http_async import AsyncHttpTransport
 from endpointkit.adapters.base import (
+    Adapter,
+    AsyncAdapter,
     Capability,
     DesiredState,
     EndpointState,
+    GrpcAdapter,
     ObservedState,
     RawResponse,
+    ReapableAdapter,
     Resource,
     ResourceKind,
 )
@@ -94,6 +100,7 @@ class LocalAdapter:
         *,
         target_name: str = "local",
         transport: HttpTransport | None = None,
+        async_transport: AsyncHttpTransport | None = None,
         gpu_probe: Callable[[], bool] | None = None,
         launcher: Launcher | None = None,
         stop_grace: float = 10.0,
@@ -103,13 +110,15 @@ class LocalAdapter:
         self.root = state_root(target.state_dir)
         self.payload_protocol = "sagemaker" if target.sagemaker_protocol else "triton"
         self._transport = transport or HttpTransport(provider="local")
+        self._async_transport = async_transport or AsyncHttpTransport(provider="local")
         self._gpu_probe = gpu_probe or gpu_available
+        # Triton waits for open keep-alive connections on SIGTERM: every pooled one is closed before a stop.
         self._servers = ServerSupervisor(
-            launcher or TritonServerProcess.start, stop_grace=stop_grace, before_stop=self._transport.close
+            launcher or TritonServerProcess.start, stop_grace=stop_grace, before_stop=self.close
         )
         self._rollout = Rollout(self._servers, target_name=target_name, ready=self._ready)
         self._reaper = Reaper(self._servers, root=self.root, target_name=target_name)
-        self._invoker = Invoker(self._transport)
+        self._invoker = Invoker(self._transport, self._async_transport)
 
     @classmethod
     def from_state(cls, state: EndpointState, **options: Any) -> LocalAdapter:
@@ -253,9 +262,37 @@ class LocalAdapter:
         """
         return self._invoker.invoke(state, body, headers, model=model, timeout=timeout)
 
+    async def ainvoke(
+        self,
+        state: EndpointState,
+        body: Body,
+        headers: Mapping[str, str],
+        *,
+        model: str | None = None,
+        timeout: float | None = None,
+    ) -> RawResponse:
+        """:meth:`invoke` as a coroutine, over the adapter's asyncio transport (at most ``max_concurrency``
+        requests in flight per server, 64 by default). Cancelling the awaiting task cancels the request."""
+        return await self._invoker.ainvoke(state, body, headers, model=model, timeout=timeout)
+
+    def grpc_connection(
+        self, state: EndpointState, *, model: str | None = None
+    ) -> tuple[GrpcConnection, str]:
+        """The pooled gRPC connection to one of the endpoint's servers (picked by weight) and the model to call
+        (default: the repository's default model). It carries the endpoint key when there is one; Triton checks
+        it with ``--grpc-restricted-protocol``."""
+        return self._invoker.grpc_connection(state, model=model)
+
     def close(self) -> None:
-        """Close pooled connections. Servers keep running: ``delete`` stops them."""
+        """Close pooled connections (HTTP, asyncio, gRPC). Servers keep running: ``delete`` stops them."""
         self._transport.close()
+        self._async_transport.close()
+        self._invoker.close()
+
+    async def aclose(self) -> None:
+        """Close the pooled connections, awaiting those of the running event loop."""
+        await self._async_transport.aclose()
+        self.close()
 
     # ---- helpers ---------------------------------------------------------------------------------------
     def _ready(self, server: ServerRecord) -> bool:
@@ -268,3 +305,10 @@ class LocalAdapter:
 
     def _paths(self, name: str) -> EndpointPaths:
         return EndpointPaths(self.root, name)
+
+
+if TYPE_CHECKING:  # mypy checks the adapter against the Protocols it serves
+    _conforms: type[Adapter] = LocalAdapter
+    _reapable: type[ReapableAdapter] = LocalAdapter
+    _awaitable: type[AsyncAdapter] = LocalAdapter
+    _grpc: type[GrpcAdapter] = LocalAdapter

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
+from endpointkit.adapters._grpc import GrpcConnection
 from endpointkit.adapters._http import Body, HttpTransport, Origin
+from endpointkit.adapters._http_async import AsyncHttpTransport
 from endpointkit.adapters.base import EndpointState, RawResponse
 from endpointkit.adapters.local._files import read_secret
 from endpointkit.adapters.local._state import KEY_HEADER, EndpointPaths, load_record, server_json
@@ -18,11 +21,17 @@ __all__ = ["Invoker"]
 
 
 class Invoker:
-    """``invoke`` of ``LocalAdapter``, which documents it; keeps endpoint keys read from disk until they change."""
+    """``invoke``, ``ainvoke`` and ``grpc_connection`` of ``LocalAdapter``, which documents them.
 
-    def __init__(self, transport: HttpTransport) -> None:
+    Keeps endpoint keys read from disk until they change, and one gRPC connection per server address.
+    """
+
+    def __init__(self, transport: HttpTransport, async_transport: AsyncHttpTransport) -> None:
         self._transport = transport
+        self._async_transport = async_transport
         self._keys: dict[Path, tuple[int, str]] = {}
+        self._grpc: dict[str, GrpcConnection] = {}
+        self._lock = threading.Lock()
 
     def invoke(
         self,
@@ -35,37 +44,94 @@ class Invoker:
     ) -> RawResponse:
         servers: Sequence[Mapping[str, Any]] = state.extra.get("servers", ())
         try:
-            return self._send(state, servers, body, headers, model, timeout)
+            route = self._route(state, servers, headers, model)
+            return self._transport.request(
+                "POST", route.origin, route.path, body, route.headers, timeout=timeout
+            )
         except ProviderError as error:
-            if error.code != "ConnectionRefused":
-                raise
-            refreshed = load_record(EndpointPaths(Path(state.extra["state_root"]), state.name))
-            current = [] if refreshed is None else [server_json(server) for server in refreshed.servers]
-            if not current or current == list(servers):
-                raise NotFoundError(
-                    f"local endpoint {state.name} is not running ({error}); run `endpointkit apply` to start it",
-                    provider="local",
-                    operation="invoke",
-                    code="NotRunning",
-                ) from error
-            return self._send(state, current, body, headers, model, timeout)
+            current = self._servers_now(state, servers, error)
+            route = self._route(state, current, headers, model)
+            return self._transport.request(
+                "POST", route.origin, route.path, body, route.headers, timeout=timeout
+            )
 
-    def _send(
+    async def ainvoke(
         self,
         state: EndpointState,
-        servers: Sequence[Mapping[str, Any]],
         body: Body,
         headers: Mapping[str, str],
+        *,
         model: str | None,
         timeout: float | None,
     ) -> RawResponse:
+        servers: Sequence[Mapping[str, Any]] = state.extra.get("servers", ())
+        transport = self._async_transport
+        try:
+            route = self._route(state, servers, headers, model)
+            return await transport.request(
+                "POST", route.origin, route.path, body, route.headers, timeout=timeout
+            )
+        except ProviderError as error:
+            current = self._servers_now(state, servers, error)
+            route = self._route(state, current, headers, model)
+            return await transport.request(
+                "POST", route.origin, route.path, body, route.headers, timeout=timeout
+            )
+
+    def grpc_connection(self, state: EndpointState, *, model: str | None) -> tuple[GrpcConnection, str]:
+        """The pooled gRPC connection to one of the endpoint's servers (picked by weight), and the model to call.
+
+        The servers of a state from before a blue/green update are gone: the record on disk says where the
+        endpoint serves now, so a state whose servers are not recorded any more is refreshed from it.
+        """
+        servers: Sequence[Mapping[str, Any]] = state.extra.get("servers", ())
+        record = load_record(EndpointPaths(Path(state.extra["state_root"]), state.name))
+        current = [] if record is None else [server_json(server) for server in record.servers]
+        if not current:
+            raise _not_running(state, "no server is recorded")
+        chosen = _pick([server for server in servers if server in current] or current)
+        address = f"127.0.0.1:{int(chosen['grpc_port'])}"
+        key = (KEY_HEADER, self._key(Path(state.extra["key_file"]))) if state.extra.get("api_key") else None
+        with self._lock:
+            connection = self._grpc.get(address)
+            if connection is None:
+                connection = GrpcConnection(
+                    address, provider="local", label=f"local endpoint {state.name}", key=key
+                )
+                self._grpc[address] = connection
+        return connection, model or str(state.extra["default_model"])
+
+    def close(self) -> None:
+        """Close the gRPC channels (the HTTP transports belong to the adapter)."""
+        with self._lock:
+            connections, self._grpc = list(self._grpc.values()), {}
+        for connection in connections:
+            connection.close()
+
+    def _servers_now(
+        self, state: EndpointState, servers: Sequence[Mapping[str, Any]], error: ProviderError
+    ) -> list[dict[str, Any]]:
+        """After a refused connection: the servers the record on disk lists now (a blue/green update moved them)."""
+        if error.code != "ConnectionRefused":
+            raise error
+        refreshed = load_record(EndpointPaths(Path(state.extra["state_root"]), state.name))
+        current = [] if refreshed is None else [server_json(server) for server in refreshed.servers]
+        if not current or current == list(servers):
+            raise _not_running(state, str(error)) from error
+        return current
+
+    def _route(
+        self,
+        state: EndpointState,
+        servers: Sequence[Mapping[str, Any]],
+        headers: Mapping[str, str],
+        model: str | None,
+    ) -> _Route:
         if not servers:
             raise NotFoundError(
                 f"local endpoint {state.name} has no server", provider="local", operation="invoke"
             )
-        server = (
-            servers[0] if len(servers) == 1 else random.choices(servers, [s["weight"] for s in servers])[0]
-        )
+        server = _pick(servers)
         extra = state.extra
         default_model = str(extra["default_model"])
         if extra.get("protocol") == "sagemaker":
@@ -83,7 +149,7 @@ class Invoker:
             path = f"/v2/models/{quote(model or default_model, safe='')}/infer"
         if extra.get("api_key"):
             headers = {**headers, KEY_HEADER: self._key(Path(extra["key_file"]))}
-        return self._transport.request("POST", origin, path, body, headers, timeout=timeout)
+        return _Route(origin, path, headers)
 
     def _key(self, key_file: Path) -> str:
         try:
@@ -108,3 +174,23 @@ class Invoker:
             ) from error
         self._keys[key_file] = (stamp, key)
         return key
+
+
+class _Route(NamedTuple):
+    origin: Origin
+    path: str
+    headers: Mapping[str, str]
+
+
+def _pick(servers: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """One server, by the variants' weights."""
+    return servers[0] if len(servers) == 1 else random.choices(servers, [s["weight"] for s in servers])[0]
+
+
+def _not_running(state: EndpointState, why: str) -> NotFoundError:
+    return NotFoundError(
+        f"local endpoint {state.name} is not running ({why}); run `endpointkit apply` to start it",
+        provider="local",
+        operation="invoke",
+        code="NotRunning",
+    )

@@ -289,7 +289,12 @@ def _command_line(
         arguments += ["--allow-sagemaker=true", f"--sagemaker-port={ports.sagemaker}"]
     if restricted_api is not None:
         header, value = restricted_api
-        arguments.append(f"--http-restricted-api=inference,model-repository:{header}={value}")
+        # The same key guards the gRPC API: Triton reads it from the metadata ``triton-grpc-protocol-HEADER``
+        # (server docs/customization_guide/inference_protocols.md, "Limit endpoint access").
+        arguments += [
+            f"--http-restricted-api=inference,model-repository:{header}={value}",
+            f"--grpc-restricted-protocol=inference,model-repository:{header}={value}",
+        ]
     return arguments + list(extra_arguments)
 
 
@@ -381,7 +386,8 @@ class TritonServerProcess:
             log_path: where Triton's output goes (a temporary file by default).
             ready_timeout: seconds to wait for readiness.
             binary: a :class:`TritonBinary` or a path; found with :func:`find_tritonserver` by default.
-            restricted_api: ``(header, value)``: inference and model-repository calls need that header.
+            restricted_api: ``(header, value)``: inference and model-repository calls need that header (HTTP) or
+                the metadata ``triton-grpc-protocol-HEADER`` (gRPC).
             extra_arguments: more tritonserver arguments.
             on_progress: called with the elapsed seconds while waiting.
             on_spawn: called with the server as soon as its process exists, before the wait for readiness (the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import logging
@@ -12,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from endpointkit._wait import Progress
 from endpointkit.adapters.base import (
     Adapter,
+    AsyncAdapter,
+    AsyncInferenceAdapter,
     Capability,
     DesiredState,
     EndpointState,
@@ -591,7 +594,13 @@ class SageMakerAdapter:
         self._executor.shutdown()
         self._api.close()
 
+    async def aclose(self) -> None:
+        """:meth:`close` from asyncio: the wait for running calls happens in a worker thread."""
+        await asyncio.to_thread(self.close)
+
 
 if TYPE_CHECKING:
     _conforms: type[Adapter] = SageMakerAdapter  # mypy checks the adapter against the Protocols here
     _reapable: type[ReapableAdapter] = SageMakerAdapter
+    _awaitable: type[AsyncAdapter] = SageMakerAdapter
+    _queueing: type[AsyncInferenceAdapter] = SageMakerAdapter
