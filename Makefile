@@ -15,8 +15,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check endpointkit tests benchmarks examples
-	$(BIN)/ruff format --check endpointkit tests benchmarks
+	$(BIN)/ruff check endpointkit tests benchmarks examples tools
+	$(BIN)/ruff format --check endpointkit tests benchmarks tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
