@@ -5,6 +5,7 @@ fake LoadBalancer.
 
 from __future__ import annotations
 
+import asyncio
 import stat
 import time
 from pathlib import Path
@@ -127,6 +128,38 @@ def test_invoke_from_state_alone_reads_the_key(deployed: Any, azure: FakeAzure) 
         np.testing.assert_array_equal(response["OUTPUT0"], np.ones(3, np.float32))
     finally:
         fresh.close()
+
+
+def test_ainvoke_sends_the_endpoint_key_without_blocking(deployed: Any, azure: FakeAzure) -> None:
+    _spec, adapter, state = deployed
+    data = np.arange(4, dtype=np.float32)
+
+    async def run() -> list[ek.InferResponse]:
+        try:
+            return await asyncio.gather(
+                *(ek.ainvoke_endpoint(state, {"INPUT0": data}, adapter=adapter) for _ in range(8))
+            )
+        finally:
+            await adapter.aclose()
+
+    for response in asyncio.run(run()):
+        np.testing.assert_array_equal(response["OUTPUT0"], data)
+    path, headers = azure.triton.requests[-1]
+    assert path == "/v2/models/echo/infer" and headers["endpointkit-key"]
+
+
+def test_grpc_goes_to_the_services_grpc_port_with_the_key_as_metadata(
+    deployed: Any, azure: FakeAzure
+) -> None:
+    _spec, adapter, state = deployed
+
+    connection, model = adapter.grpc_connection(state)
+
+    assert (connection.address, connection.tls, model) == (f"{azure.lb_ip}:8001", False, "echo")
+    assert adapter.grpc_connection(state)[0] is connection  # one channel per address, reused
+    (metadata,) = connection._metadata
+    assert metadata[0] == "triton-grpc-protocol-endpointkit-key" and metadata[1]
+    assert metadata[1] not in repr(connection)
 
 
 def test_a_request_without_the_key_is_refused(deployed: Any, azure: FakeAzure) -> None:

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import quote
 
 from endpointkit._wait import Progress, wait_for
 from endpointkit.adapters._grpc import GrpcConnection
-from endpointkit.adapters._http import HttpTransport, Origin
-from endpointkit.adapters._http_async import AsyncHttpTransport
 from endpointkit.adapters.aks import _render
 from endpointkit.adapters.aks._arm import ArmClient, ClientFactory, ClusterInfo, default_credential
 from endpointkit.adapters.aks._desired import EndpointPlan, plan_endpoint
 from endpointkit.adapters.aks._errors import PollPolicy, RetryPolicy
 from endpointkit.adapters.aks._infra import Infrastructure, pool_request_for
+from endpointkit.adapters.aks._invoke import Invoker
 from endpointkit.adapters.aks._kube import KubeClient, KubeFactory, Observation, ScaleUpGrace, observe
 from endpointkit.adapters.aks._reap import list_managed, remove_endpoint
 from endpointkit.adapters.aks._rollout import (
@@ -134,10 +131,7 @@ class AksAdapter:
         self._infra = Infrastructure(self._arm, self._kube_client, self._forget_kube, polling=self._polling)
         self._kube: KubeClient | None = None
         self._plans: dict[str, EndpointPlan] = {}
-        self._transport = HttpTransport(provider="aks", timeout=invoke_timeout)
-        self._async_transport = AsyncHttpTransport(provider="aks", timeout=invoke_timeout)
-        self._grpc: dict[str, GrpcConnection] = {}
-        self._grpc_lock = threading.Lock()
+        self._invoker = Invoker(invoke_timeout, endpoint_key=self._endpoint_key)
         self._api_key = api_key
         self._keys: dict[tuple[str, str], str] = {}
 
@@ -186,12 +180,7 @@ class AksAdapter:
 
     def close(self) -> None:
         """Close HTTP and gRPC connections and clients; removes the kube client's certificate files."""
-        self._transport.close()
-        self._async_transport.close()
-        with self._grpc_lock:
-            connections, self._grpc = list(self._grpc.values()), {}
-        for connection in connections:
-            connection.close()
+        self._invoker.close()
         self._forget_kube()
         self._arm.close()
 
@@ -534,8 +523,7 @@ class AksAdapter:
         The endpoint key, when the endpoint has one, is read once from its Secret and sent as the
         ``endpointkit-key`` header that ``--http-restricted-api`` checks.
         """
-        origin, path, send = self._route(state, headers, model)
-        return self._transport.request("POST", origin, path, body, send, timeout=timeout)
+        return self._invoker.invoke(state, body, headers, model=model, timeout=timeout)
 
     async def ainvoke(
         self,
@@ -548,71 +536,19 @@ class AksAdapter:
     ) -> RawResponse:
         """:meth:`invoke` as a coroutine, over the adapter's asyncio transport (at most ``max_concurrency``
         requests in flight, 64 by default). Cancelling the awaiting task cancels the request."""
-        origin, path, send = self._route(state, headers, model)
-        return await self._async_transport.request("POST", origin, path, body, send, timeout=timeout)
+        return await self._invoker.ainvoke(state, body, headers, model=model, timeout=timeout)
 
     def grpc_connection(
         self, state: EndpointState, *, model: str | None = None
     ) -> tuple[GrpcConnection, str]:
         """The pooled gRPC connection to the endpoint's Service (``ADDRESS:8001``, TLS when its URL is https)
         and the model to call. The endpoint key travels as the metadata ``--grpc-restricted-protocol`` checks."""
-        origin = self._origin(state)
-        target_model = self._model(state, model)
-        address = f"{origin.host}:{_render.GRPC_PORT}"
-        secret = state.extra.get("api_key_secret")
-        key = None
-        if secret:
-            key = (_render.API_KEY_HEADER, self._endpoint_key(str(secret), str(state.extra.get("namespace"))))
-        with self._grpc_lock:
-            connection = self._grpc.get(address)
-            if connection is None:
-                connection = GrpcConnection(
-                    address,
-                    provider="aks",
-                    label=f"AKS endpoint {state.name}",
-                    tls=origin.scheme == "https",
-                    ca_certificate=state.extra.get("ca_certificate"),
-                    key=key,
-                )
-                self._grpc[address] = connection
-        return connection, target_model
+        return self._invoker.grpc_connection(state, model=model)
 
     async def aclose(self) -> None:
         """Close the pooled connections, awaiting those of the running event loop."""
-        await self._async_transport.aclose()
+        await self._invoker.aclose()
         self.close()
-
-    def _route(
-        self, state: EndpointState, headers: Mapping[str, str], model: str | None
-    ) -> tuple[Origin, str, dict[str, str]]:
-        origin = self._origin(state)
-        path = f"/v2/models/{quote(self._model(state, model), safe='')}/infer"
-        send = dict(headers)
-        secret = state.extra.get("api_key_secret")
-        if secret:
-            send[_render.API_KEY_HEADER] = self._endpoint_key(str(secret), str(state.extra.get("namespace")))
-        return origin, path, send
-
-    @staticmethod
-    def _origin(state: EndpointState) -> Origin:
-        if not state.url:
-            raise NotFoundError(
-                f"endpoint {state.name} has no address yet ({state.status.value})",
-                provider="aks",
-                operation="invoke",
-            )
-        return Origin.parse(state.url)
-
-    @staticmethod
-    def _model(state: EndpointState, model: str | None) -> str:
-        target_model = model or state.extra.get("default_model")
-        if not target_model:
-            raise ProviderError(
-                f"endpoint {state.name} names no default model: pass model=",
-                provider="aks",
-                operation="invoke",
-            )
-        return str(target_model)
 
     def _endpoint_key(self, secret: str, namespace: str) -> str:
         if self._api_key is not None:
@@ -634,4 +570,4 @@ if TYPE_CHECKING:  # mypy checks the adapter against the Protocols it serves
     _conforms: type[Adapter] = AksAdapter
     _reapable: type[ReapableAdapter] = AksAdapter
     _awaitable: type[AsyncAdapter] = AksAdapter
-    _grpc: type[GrpcAdapter] = AksAdapter
+    _grpc_capable: type[GrpcAdapter] = AksAdapter
