@@ -324,8 +324,15 @@ class Spec(_Model):
         return deployment
 
     def canonical_json(self) -> bytes:
-        """The spec as sorted JSON without its location on disk: the input of every content hash."""
-        return orjson.dumps(self.model_dump(mode="json", by_alias=True), option=orjson.OPT_SORT_KEYS)
+        """The spec as sorted JSON without its location on disk: the input of every content hash.
+
+        A target's ``transport`` is left out: it says how clients call the endpoint, not what is deployed, so
+        changing it (or reading a spec written before the key existed) changes no hash and no tag.
+        """
+        document = self.model_dump(mode="json", by_alias=True)
+        for target in document["targets"].values():
+            target.pop("transport", None)
+        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
 
 
 def _default_targets() -> dict[str, LocalTarget | SageMakerTarget | AksTarget]:

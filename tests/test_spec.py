@@ -169,6 +169,20 @@ def test_spec_hash_is_stable_and_sensitive_to_changes() -> None:
     assert first != spec_from_dict(minimal(tags={"team": "x"})).deployment().spec_hash()
 
 
+def test_the_invoke_transport_changes_no_spec_hash() -> None:
+    """How clients call an endpoint is not what is deployed: no re-tag, and hashes from before the key stay."""
+    plain = spec_from_dict(minimal()).deployment().spec_hash()
+    grpc = spec_from_dict(minimal(targets={"local": {"kind": "local", "transport": "grpc"}})).deployment()
+
+    assert grpc.target.transport == "grpc"
+    assert grpc.spec_hash() == plain
+
+
+def test_an_unknown_transport_is_refused_naming_the_field() -> None:
+    with pytest.raises(SpecError, match="transport"):
+        spec_from_dict(minimal(targets={"local": {"kind": "local", "transport": "carrier-pigeon"}}))
+
+
 def test_quickstart_spec_loads() -> None:
     spec = load_spec(Path(__file__).parent.parent / "examples" / "quickstart" / "endpoint.yaml")
     assert set(spec.targets) == {"local", "aws", "azure"}
