@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from endpointkit.adapters._http_errors import transport_error
 from endpointkit.adapters._http_response import FastResponse, inflate_response
 from endpointkit.adapters.base import RawResponse
 from endpointkit.errors import PayloadError, ProviderError
@@ -385,18 +386,6 @@ class HttpTransport:
         )
 
     def _map(self, error: BaseException, origin: Origin, *, connecting: bool = False) -> BaseException:
-        if isinstance(error, ProviderError) or not isinstance(error, Exception):
-            return error
-        if isinstance(error, TimeoutError):
-            if connecting:
-                return self._error(f"connecting to {origin} timed out", "ConnectTimeout", True)
-            return self._error(f"{origin} did not answer in time", "Timeout", False)
-        if isinstance(error, ConnectionRefusedError):
-            return self._error(
-                f"{origin} refused the connection: is the server running?", "ConnectionRefused", True
-            )
-        if isinstance(error, ConnectionError):
-            return self._error(f"connection to {origin} failed: {error}", "ConnectionReset", True)
         if isinstance(error, http.client.IncompleteRead):
             return self._error(
                 f"{origin} closed the connection after {len(error.partial)} of "
@@ -404,11 +393,7 @@ class HttpTransport:
                 "IncompleteRead",
                 True,
             )
-        if isinstance(error, http.client.HTTPException):
-            return self._error(f"{origin} sent a malformed response: {error!r}", "BadResponse", False)
-        if isinstance(error, OSError):
-            return self._error(f"connection to {origin} failed: {error}", "ConnectionError", True)
-        return error
+        return transport_error(error, origin, provider=self.provider, connecting=connecting)
 
 
 def _too_large(what: str, *, field: str | None = None, offset: int | None = None) -> PayloadError:

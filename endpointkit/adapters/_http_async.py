@@ -35,7 +35,6 @@ their transports: they were not closed while their loop ran).
 from __future__ import annotations
 
 import asyncio
-import http.client
 import ipaddress
 import re
 import socket
@@ -47,9 +46,10 @@ from typing import Any
 
 from endpointkit.adapters._http import Body, Origin, _as_buffers
 from endpointkit.adapters._http_async_connection import BodyTooLarge, Connection, IncompleteBody, running_loop
+from endpointkit.adapters._http_errors import transport_error
 from endpointkit.adapters._http_response import inflate_response
 from endpointkit.adapters.base import RawResponse
-from endpointkit.errors import EndpointKitError, PayloadError, ProviderError
+from endpointkit.errors import PayloadError, ProviderError
 from endpointkit.payloads import DEFAULT_MAX_INFLATED_BYTES
 
 __all__ = ["DEFAULT_MAX_CONCURRENCY", "AsyncHttpTransport"]
@@ -361,9 +361,7 @@ class AsyncHttpTransport:
         )
 
     def _map(self, error: BaseException, origin: Origin, *, connecting: bool = False) -> BaseException:
-        """The ProviderError for ``error`` (the codes :class:`HttpTransport` uses, plus TLS failures)."""
-        if isinstance(error, EndpointKitError) or not isinstance(error, Exception):
-            return error
+        """The error to raise for ``error``: the asyncio body errors here, the rest as the blocking transport."""
         if isinstance(error, BodyTooLarge):
             return PayloadError(
                 f"{error.what}; if the endpoint legitimately answers this much, raise the bound with "
@@ -371,31 +369,9 @@ class AsyncHttpTransport:
                 field=error.field,
                 offset=error.offset,
             )
-        if isinstance(error, TimeoutError):
-            if connecting:
-                return self._error(f"connecting to {origin} timed out", "ConnectTimeout", True)
-            return self._error(f"{origin} did not answer in time", "Timeout", False)
-        if isinstance(error, ssl.SSLCertVerificationError):
-            return self._error(
-                f"TLS certificate of {origin.host} not trusted: {error.verify_message or error.reason}",
-                "TLSVerificationFailed",
-                False,
-            )
-        if isinstance(error, ssl.SSLError):
-            return self._error(f"TLS with {origin} failed: {error.reason or error}", "TLSError", False)
-        if isinstance(error, ConnectionRefusedError):
-            return self._error(
-                f"{origin} refused the connection: is the server running?", "ConnectionRefused", True
-            )
         if isinstance(error, IncompleteBody):
             return self._error(f"{origin} closed the {error}", "IncompleteRead", True)
-        if isinstance(error, ConnectionError):
-            return self._error(f"connection to {origin} failed: {error}", "ConnectionReset", True)
-        if isinstance(error, http.client.HTTPException):
-            return self._error(f"{origin} sent a malformed response: {error!r}", "BadResponse", False)
-        if isinstance(error, OSError):
-            return self._error(f"connection to {origin} failed: {error}", "ConnectionError", True)
-        return error
+        return transport_error(error, origin, provider=self.provider, connecting=connecting)
 
 
 async def _open_socket(loop: asyncio.AbstractEventLoop, origin: Origin) -> socket.socket:

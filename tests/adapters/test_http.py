@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import http.server
+import ssl
 import threading
 import time
 import tracemalloc
@@ -327,3 +328,64 @@ def test_default_bound_and_its_validation() -> None:
     assert HttpTransport().max_response_bytes == DEFAULT_MAX_INFLATED_BYTES
     with pytest.raises(ValueError, match="max_response_bytes"):
         HttpTransport(max_response_bytes=-1)
+
+
+# ---- TLS -------------------------------------------------------------------------------------------------------
+class _Echo(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def tls_echo() -> Iterator[tuple[Origin, ssl.SSLContext, ssl.SSLContext]]:
+    """(an https origin on loopback, a client context trusting its CA, one trusting another CA)."""
+    trustme = pytest.importorskip("trustme")
+    authority, stranger = trustme.CA(), trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(server_context)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    server.socket = server_context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    trusting, distrusting = ssl.create_default_context(), ssl.create_default_context()
+    authority.configure_trust(trusting)
+    stranger.configure_trust(distrusting)
+    try:
+        yield Origin("https", "127.0.0.1", server.server_address[1]), trusting, distrusting
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=30)
+
+
+def test_tls_with_a_trusted_certificate_carries_the_request(
+    tls_echo: tuple[Origin, ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    origin, trusting, _ = tls_echo
+    with HttpTransport(provider="aks", ssl_context=trusting) as transport:
+        response = transport.request("POST", origin, "/echo", [b"head:", memoryview(b"payload")])
+
+    assert response.status == 200 and bytes(response.body) == b"head:payload"
+
+
+def test_an_untrusted_certificate_names_host_and_reason_and_is_not_retried(
+    tls_echo: tuple[Origin, ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    origin, _, distrusting = tls_echo
+    with (
+        HttpTransport(provider="aks", ssl_context=distrusting) as transport,
+        pytest.raises(ProviderError) as raised,
+    ):
+        transport.request("POST", origin, "/echo", b"x")
+
+    assert raised.value.code == "TLSVerificationFailed" and not raised.value.retryable
+    assert "127.0.0.1" in str(raised.value) and "certificate" in str(raised.value)
