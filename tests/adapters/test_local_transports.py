@@ -327,3 +327,24 @@ def test_an_endpoint_key_guards_grpc_and_travels_with_our_calls(
     finally:
         ek.destroy(spec, adapter=adapter)
         adapter.close()
+
+
+def test_a_state_from_before_a_blue_green_update_still_reaches_the_endpoint_over_grpc(
+    identity_repository: Path, state_root: Path
+) -> None:
+    first = local_spec(identity_repository, state_root, name="grpc-update")
+    second = local_spec(identity_repository, state_root, name="grpc-update", environment={"REVISION": "2"})
+    target = first.deployment("local").target
+    assert isinstance(target, LocalTarget)
+    adapter = LocalAdapter(target, target_name="local")
+    try:
+        old_state = ek.apply(first, adapter=adapter)
+        new_state = ek.apply(second, adapter=adapter)
+        assert old_state.extra["servers"] != new_state.extra["servers"]
+
+        response = ek.invoke_endpoint(old_state, INPUTS, transport="grpc", adapter=adapter)
+
+        np.testing.assert_array_equal(response["OUTPUT0"], INPUTS["INPUT0"])
+    finally:
+        ek.destroy(second, adapter=adapter)
+        adapter.close()
