@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, str] = {
     "fleet": "fleets, reap and status: parallel against sequential, API calls per operation",
     "aio": "asyncio invoke throughput on a local tritonserver against tritonclient.http.aio",
     "grpc": "the gRPC transport on a real tritonserver against tritonclient.grpc",
+    "day2": "status --metrics: wall time on a local endpoint, API calls per SageMaker endpoint on moto",
 }
 
 

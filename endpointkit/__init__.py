@@ -14,11 +14,14 @@ from endpointkit._api import (
     ValidationReport,
     apply,
     destroy,
+    logs,
+    metrics,
     plan,
     reap,
     status,
     validate,
 )
+from endpointkit._observations import Drift, EndpointMetrics, LogRecord, VariantMetrics
 from endpointkit._wait import ProgressEvent
 from endpointkit.adapters.base import Capability, EndpointState, EndpointStatus, VariantState
 from endpointkit.errors import (
@@ -55,13 +58,16 @@ __all__ = [
     "ConflictError",
     "CostLimitExceeded",
     "Deployment",
+    "Drift",
     "EndpointKitError",
+    "EndpointMetrics",
     "EndpointState",
     "EndpointStatus",
     "FleetCancelled",
     "InferRequest",
     "InferResponse",
     "InvalidRequestError",
+    "LogRecord",
     "MissingDependencyError",
     "NotFoundError",
     "PayloadError",
@@ -80,6 +86,7 @@ __all__ = [
     "UnsupportedCapabilityError",
     "UsageError",
     "ValidationReport",
+    "VariantMetrics",
     "VariantState",
     "ainvoke_endpoint",
     "ainvoke_stream",
@@ -88,6 +95,8 @@ __all__ = [
     "invoke_endpoint",
     "invoke_stream",
     "load_spec",
+    "logs",
+    "metrics",
     "plan",
     "reap",
     "status",

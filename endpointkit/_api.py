@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -18,10 +19,25 @@ from typing import Any, Protocol
 
 from endpointkit import adapters
 from endpointkit._clients import ConnectionPool
+from endpointkit._observations import EndpointMetrics, LogRecord
 from endpointkit._wait import Progress, ProgressEvent
-from endpointkit.adapters.base import Adapter, EndpointState, EndpointStatus, ReapableAdapter
+from endpointkit.adapters.base import (
+    Adapter,
+    EndpointState,
+    EndpointStatus,
+    LogsAdapter,
+    MetricsAdapter,
+    ReapableAdapter,
+)
 from endpointkit.adapters.memory import MemoryAdapter
-from endpointkit.errors import CostLimitExceeded, EndpointKitError, MissingDependencyError, UsageError
+from endpointkit.errors import (
+    CostLimitExceeded,
+    EndpointKitError,
+    MissingDependencyError,
+    SpecError,
+    UnsupportedCapabilityError,
+    UsageError,
+)
 from endpointkit.modelrepo import ModelInfo, is_remote_repository, load_repository
 from endpointkit.pricing import cost_limit_violation, estimate_cost, format_usd
 from endpointkit.provisioners import (
@@ -37,6 +53,7 @@ from endpointkit.provisioners.reap import reap as reap_expired
 from endpointkit.spec import Deployment, Spec, load_spec
 
 __all__ = [
+    "LogStream",
     "ModelInfo",
     "Plan",
     "ReapOutcome",
@@ -49,6 +66,8 @@ __all__ = [
     "destroy",
     "format_usd",
     "hourly_cost",
+    "logs",
+    "metrics",
     "model_info",
     "plan",
     "reap",
@@ -173,6 +192,118 @@ def status(
     with _adapter_for(deployment, adapter, options) as active:
         state = read_status(deployment, active)
     return None if state is None else _with_invoke_settings(state, deployment)
+
+
+def logs(
+    spec: SpecLike,
+    target: str | None = None,
+    *,
+    variant: str | None = None,
+    since: datetime | None = None,
+    tail: int | None = None,
+    follow: bool = False,
+    previous: bool = False,
+    adapter: Adapter | None = None,
+    **options: Any,
+) -> LogStream:
+    """The endpoint's log records (time, variant, replica, line), every replica interleaved by time. Read-only.
+
+    ``variant`` keeps one variant's; ``since`` (timezone-aware) keeps those written at or after it; ``tail``
+    keeps the last N; ``follow`` keeps yielding new records (the target is polled at a bounded interval) until
+    the caller stops iterating; ``previous`` adds what restarted containers wrote, where the target keeps it
+    (AKS). The spec, the target's support and the endpoint's existence are checked before this returns; the
+    adapter is closed when the iteration ends or the iterator is closed (use ``contextlib.closing`` to stop a
+    follow early).
+
+    Raises:
+        SpecError: ``variant`` is not one of the spec's variants.
+        UsageError: ``tail`` is below 1.
+        UnsupportedCapabilityError: the target cannot read logs; before any call.
+        NotFoundError: the endpoint, or its log source (a SageMaker log group), does not exist.
+    """
+    deployment = resolve(spec, target, check_repository=False)
+    names = [each.name for each in deployment.variants]
+    if variant is not None and variant not in names:
+        raise SpecError(f"{deployment.name} has no variant {variant!r}; its variants: {', '.join(names)}")
+    if tail is not None and tail < 1:
+        raise UsageError(f"tail must be at least 1, not {tail}")
+    stack = contextlib.ExitStack()
+    try:
+        active = stack.enter_context(_adapter_for(deployment, adapter, options))
+        if not isinstance(active, LogsAdapter):
+            raise UnsupportedCapabilityError(
+                f"the {deployment.kind} target {deployment.target_name!r} cannot read its endpoints' logs",
+                missing={"LOGS": f"{type(active).__name__} has no logs()"},
+            )
+        records = active.logs(
+            deployment, variant=variant, since=since, tail=tail, follow=follow, previous=previous
+        )
+    except BaseException:
+        stack.close()
+        raise
+    return LogStream(records, stack)
+
+
+class LogStream(Iterator[LogRecord]):
+    """What :func:`logs` returns: an iterator of records that closes the adapter when they end, fail, or the
+    caller calls :meth:`close` (also as a context manager; even a stream never iterated is closed)."""
+
+    def __init__(self, records: Iterator[LogRecord], resources: contextlib.ExitStack) -> None:
+        self._records = records
+        self._resources = resources
+
+    def __next__(self) -> LogRecord:
+        try:
+            return next(self._records)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> LogStream:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop reading (a follow too) and close the adapter. Idempotent."""
+        closer = getattr(self._records, "close", None)
+        try:
+            if callable(closer):
+                closer()
+        finally:
+            self._resources.close()
+
+
+def metrics(
+    spec: SpecLike,
+    target: str | None = None,
+    *,
+    window: float = 300.0,
+    adapter: Adapter | None = None,
+    **options: Any,
+) -> EndpointMetrics:
+    """Live traffic per variant: requests, failures, p50/p99 latency and queue time. Read-only.
+
+    ``window`` (seconds) is the span asked for: SageMaker's CloudWatch figures cover exactly it; Triton's own
+    (local, AKS) are cumulative counters and a fixed 300 s latency window, which ``EndpointMetrics.note`` says.
+
+    Raises:
+        UsageError: ``window`` is not a positive number of seconds.
+        UnsupportedCapabilityError: the target cannot read metrics; before any call.
+        NotFoundError: the endpoint does not exist.
+        ProviderError: a source of figures did not answer (a metrics port: named with its server).
+    """
+    if not (window > 0 and math.isfinite(window)):
+        raise UsageError(f"window must be a positive number of seconds, not {window}")
+    deployment = resolve(spec, target, check_repository=False)
+    with _adapter_for(deployment, adapter, options) as active:
+        if not isinstance(active, MetricsAdapter):
+            raise UnsupportedCapabilityError(
+                f"the {deployment.kind} target {deployment.target_name!r} cannot read its endpoints' metrics",
+                missing={"METRICS": f"{type(active).__name__} has no metrics()"},
+            )
+        return active.metrics(deployment, window=window)
 
 
 def _with_invoke_settings(state: EndpointState, deployment: Deployment) -> EndpointState:

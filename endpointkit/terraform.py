@@ -21,7 +21,10 @@ Result keys (missing values are ``""``): ``name``, ``target``, ``kind``, ``statu
 value, ``NOT_FOUND`` when not deployed), ``url``, ``region``, ``spec_hash`` (of the spec for this target, as
 apply would tag it), ``deployed_spec_hash`` (the tag on the running endpoint), ``variants`` (a JSON-encoded
 list: decode it with ``jsondecode``), ``expires_at`` (UTC, ISO 8601), ``hourly_cost`` (the estimate in USD,
-``""`` when a price is unknown), ``reason`` and ``action``.
+``""`` when a price is unknown), ``reason``, ``action``, ``drift`` (``"true"`` when what is live differs from
+the spec: a count changed by hand, a dead server, a removed tag; always ``"false"`` after ``apply``, which repairs
+it) and ``drift_fields`` (a JSON-encoded list of the drifted fields' names). The ``status`` action finds drift
+with the read-only plan, and reports none when the spec's model repository is gone (nothing to compare with).
 """
 
 from __future__ import annotations
@@ -120,13 +123,31 @@ def _answer(query: dict[str, str]) -> dict[str, str]:
     if not spec_path.is_absolute():
         spec_path = Path.cwd() / spec_path
     deployment = _api.resolve(spec_path, query["target"] or None, check_repository=query["action"] == "apply")
+    drift_fields: list[str] = []
     if query["action"] == "apply":
         state: EndpointState | None = _api.apply(deployment)
     else:
-        state = _api.status(deployment)
+        state, drift_fields = _observe(deployment)
     result = state_result(deployment, state, hourly_cost=_api.hourly_cost(deployment))
     result["action"] = query["action"]
+    result["drift"] = "true" if drift_fields else "false"
+    result["drift_fields"] = json.dumps(drift_fields)
     return result
+
+
+def _observe(deployment: Deployment) -> tuple[EndpointState | None, list[str]]:
+    """The endpoint's state and its drifted fields, read-only: the plan's read when the spec can be planned."""
+    from endpointkit import _api
+    from endpointkit.errors import SpecError
+
+    try:
+        plan = _api.plan(deployment)
+    except SpecError:
+        # The model repository is gone (a status after the files moved): no desired state to compare with.
+        return _api.status(deployment), []
+    state = plan.observed.state
+    fields = list(dict.fromkeys(item.field for item in plan.drift))
+    return (None if state.status.value == "NOT_FOUND" else state), fields
 
 
 def state_result(

@@ -10,8 +10,9 @@ and sends inference requests. It knows nothing of plans or rollback: the provisi
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from endpointkit._endpoint_state import (
@@ -23,6 +24,7 @@ from endpointkit._endpoint_state import (
     EndpointStatus,
     VariantState,
 )
+from endpointkit._observations import Drift, EndpointMetrics, LogRecord
 from endpointkit._wait import Progress
 from endpointkit.errors import EndpointKitError
 from endpointkit.spec import Deployment
@@ -40,6 +42,8 @@ __all__ = [
     "AsyncInferenceAdapter",
     "GrpcAdapter",
     "Capability",
+    "LogsAdapter",
+    "MetricsAdapter",
     "DesiredState",
     "EndpointState",
     "EndpointStatus",
@@ -108,6 +112,9 @@ class ObservedState:
     #: set when the spec cannot be applied over what exists (e.g. a node pool that cannot be replaced): plan and
     #: apply raise it; destroy, which needs no more than what exists, goes on
     refusal: EndpointKitError | None = None
+    #: each field where what runs differs from what the spec asks (a count changed by hand, a dead server, a
+    #: removed tag), found by the adapter's ``read``; plan turns it into changes (``provisioners.drift``)
+    drift: tuple[Drift, ...] = ()
 
     @property
     def exists(self) -> bool:
@@ -292,6 +299,55 @@ class GrpcAdapter(Protocol):
 
         ``model`` defaults to the endpoint's default model. The connection carries the endpoint key and TLS
         trust when the endpoint has them; it belongs to the adapter, which closes it.
+        """
+        ...
+
+
+@runtime_checkable
+class LogsAdapter(Protocol):
+    """What an adapter adds when it can read what its endpoints' servers write (``endpointkit logs``).
+
+    Optional: ``logs`` raises UnsupportedCapabilityError before any call on an adapter without it.
+    """
+
+    def logs(
+        self,
+        deployment: Deployment,
+        *,
+        variant: str | None,
+        since: datetime | None,
+        tail: int | None,
+        follow: bool,
+        previous: bool,
+    ) -> Iterator[LogRecord]:
+        """The endpoint's log records, every replica of every variant (or of ``variant``) interleaved by time.
+
+        ``since`` keeps the records written at or after it; ``tail`` keeps the last N after interleaving;
+        ``follow`` keeps yielding new records until the caller stops iterating (polls are bounded);
+        ``previous`` reads the logs of restarted containers where the target has them. Read-only.
+
+        Raises:
+            NotFoundError: the endpoint (or its log source) does not exist.
+        """
+        ...
+
+
+@runtime_checkable
+class MetricsAdapter(Protocol):
+    """What an adapter adds when it can read its endpoints' live traffic figures (``status --metrics``, ``top``).
+
+    Optional: ``metrics`` raises UnsupportedCapabilityError before any call on an adapter without it.
+    """
+
+    def metrics(self, deployment: Deployment, *, window: float) -> EndpointMetrics:
+        """Requests, failures, p50/p99 latency and queue time per variant over the last ``window`` seconds.
+
+        Where the target's own figures cover another span (Triton's counters are cumulative), ``note`` says
+        which. Read-only.
+
+        Raises:
+            NotFoundError: the endpoint does not exist.
+            ProviderError: a source of figures did not answer (names the server and port, or the API).
         """
         ...
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from endpointkit._endpoint_state import decode_expiry
 from endpointkit._wait import Progress, ProgressEvent
+from endpointkit.adapters._drift import tag_drift
 from endpointkit.adapters.base import (
     EXPIRES_AT_TAG,
     MANAGED_BY_TAG,
@@ -122,7 +123,8 @@ class MemoryAdapter:
             return ObservedState(self._state(deployment.name), existing=existing)
         config = self.cloud.resources["endpoint_config"].get(endpoint.properties["config"])
         model = self.cloud.resources["model"].get(config.properties["model"]) if config else None
-        return ObservedState(self._state(deployment.name), model, config, existing)
+        drift = tuple(tag_drift(self.cloud.endpoint_tags.get(deployment.name, {}), desired.tags))
+        return ObservedState(self._state(deployment.name), model, config, existing, drift=drift)
 
     def create(self, deployment: Deployment, resource: Resource, *, progress: Progress | None = None) -> None:
         self._record("create", resource.kind, resource.name)

@@ -28,8 +28,10 @@ from endpointkit.cli._commands import (
 from endpointkit.cli._errors import _error_document, _message
 from endpointkit.cli._fleet import _endpoint_command
 from endpointkit.cli._invoke import _cmd_invoke
+from endpointkit.cli._logs import _cmd_logs
 from endpointkit.cli._parser import _build_parser
 from endpointkit.cli._reap import _cmd_reap
+from endpointkit.cli._top import _cmd_top
 
 # Kept importable from here; they live in the one error tree and its exit-code mapping.
 from endpointkit.errors import EXIT_BAD_INPUT as EXIT_BAD_INPUT
@@ -51,6 +53,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "destroy": _endpoint_command(_one_destroy, shows_progress=True),
     "invoke": _cmd_invoke,
     "reap": _cmd_reap,
+    "logs": _cmd_logs,
+    "top": _cmd_top,
     "terraform": _cmd_terraform,
 }
 
@@ -78,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     # Known before parsing, so that a usage error of a --json run still prints its JSON error document.
     as_json = _asks_for_json(arguments)
+    detailed = _asks_for_detailed_exitcode(arguments)
     try:
         args = parser.parse_args(arguments)
         as_json = bool(getattr(args, "json", False))
@@ -87,10 +92,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"endpointkit: error: {_message(error)}\n")
         if as_json:
             sys.stdout.write(orjson.dumps(_error_document(error)).decode() + "\n")
-        return exit_code(error)
+        # plan --detailed-exitcode keeps 2 for "changes": every error is 1 (Terraform's convention).
+        return EXIT_FAILURE if detailed else exit_code(error)
     except KeyboardInterrupt:
         sys.stderr.write("endpointkit: interrupted\n")
         return EXIT_INTERRUPTED
+
+
+def _asks_for_detailed_exitcode(arguments: Sequence[str]) -> bool:
+    """Whether the command line is a ``plan`` with ``--detailed-exitcode`` (known before parsing, as ``--json``)."""
+    options = list(arguments[: arguments.index("--")] if "--" in arguments else arguments)
+    return "plan" in options and "--detailed-exitcode" in options
 
 
 def _asks_for_json(arguments: Sequence[str]) -> bool:

@@ -18,9 +18,12 @@ from endpointkit import _api, fleet
 from endpointkit._wait import Progress
 from endpointkit.cli._errors import _error_document, _message, _one_line
 from endpointkit.cli._output import _emit, _Outcome, _ProgressLine
-from endpointkit.errors import EXIT_OK, EndpointKitError, SpecError
+from endpointkit.errors import EXIT_FAILURE, EXIT_OK, EndpointKitError, SpecError
 from endpointkit.errors import exit_code as _exit_code
 from endpointkit.spec import Deployment
+
+#: ``plan --detailed-exitcode``: something would change (https://developer.hashicorp.com/terraform/cli/commands/plan)
+EXIT_CHANGES = 2
 
 _OneEndpoint = Callable[[Deployment, argparse.Namespace, Progress | None], _Outcome]
 
@@ -44,9 +47,16 @@ def _endpoint_command(one: _OneEndpoint, *, shows_progress: bool) -> Callable[[a
             if progress is not None:
                 progress.finish()
         _emit(args, outcome.document, outcome.human)
-        return EXIT_OK
+        return _changes_exit_code(args, [outcome])
 
     return command
+
+
+def _changes_exit_code(args: argparse.Namespace, outcomes: list[_Outcome]) -> int:
+    """``plan --detailed-exitcode``: 2 when an outcome has changes (Terraform's convention), else 0."""
+    if getattr(args, "detailed_exitcode", False) and any(outcome.has_changes for outcome in outcomes):
+        return EXIT_CHANGES
+    return EXIT_OK
 
 
 # ------------------------------------------------------------------------------------------------ fleets
@@ -116,6 +126,10 @@ def _run_fleet(args: argparse.Namespace, one: _OneEndpoint) -> int:
             outcomes[index] = (item, result.value)
     deployments = {index: item.deployment for index, item in items}
     exit_code = max((_exit_code(error) for error in failures.values()), default=EXIT_OK)
+    if getattr(args, "detailed_exitcode", False):
+        # Any failure is 1, bad input included; only a fleet without failures says whether something changes.
+        changes = _changes_exit_code(args, [outcome for _, outcome in outcomes.values()])
+        exit_code = EXIT_FAILURE if failures else changes
     for index in sorted(failures):
         message = _message(failures[index])
         where = "" if message.startswith(labels[index]) else f"{labels[index]}: "

@@ -91,3 +91,4 @@ class _Outcome:
     hourly_cost: float | None = None
     fleet_human: str | None = None  # the text shown above a fleet's table, when there is one
     footnotes: tuple[str, ...] = ()  # lines shown once under a fleet's table (price sources)
+    has_changes: bool = False  # plan only: apply would change something (drift included)

@@ -11,6 +11,7 @@ from typing import NoReturn, TypeAlias
 from endpointkit import fleet
 from endpointkit.errors import UsageError
 from endpointkit.invoke import TRANSPORTS
+from endpointkit.spec import parse_duration
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,6 +80,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _duration(text: str) -> float:
+    try:
+        value = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a duration above 0, such as 30s or 5m")
+    return value
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="endpointkit",
@@ -89,6 +100,8 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_endpoint_commands(commands)
     _add_invoke_command(commands)
     _add_reap_command(commands)
+    _add_logs_command(commands)
+    _add_top_command(commands)
     _add_terraform_command(commands)
     return parser
 
@@ -134,6 +147,12 @@ def _add_endpoint_commands(commands: _Commands) -> None:
         fleet_capable=True,
     )
     plan.add_argument("--dry-run", action="store_true", help="plan against an empty in-memory target")
+    plan.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 when nothing would change, 2 when something would (drift included), 1 on any error, bad "
+        "input included (Terraform's convention); a fleet exits 1 if any spec failed, else 2 if any has changes",
+    )
     apply = _add_spec_command(
         commands, "apply", "Create or update the endpoint and wait until it serves.", fleet_capable=True
     )
@@ -145,12 +164,13 @@ def _add_endpoint_commands(commands: _Commands) -> None:
         help="refuse, before any call, to apply an endpoint whose estimated on-demand cost per hour is above "
         "USD, or unknown (checked per endpoint in a fleet)",
     )
-    _add_spec_command(
+    status = _add_spec_command(
         commands,
         "status",
         "Show the endpoint's state and time left before its ttl. Read-only.",
         fleet_capable=True,
     )
+    _add_metrics_options(status)
     destroy = _add_spec_command(
         commands, "destroy", "Delete the endpoint, its config and its model. Idempotent.", fleet_capable=True
     )
@@ -227,6 +247,66 @@ def _add_reap_command(commands: _Commands) -> None:
     reap.add_argument("--region", help="with a bare --target sagemaker: the AWS region")
     reap.add_argument("--dry-run", action="store_true", help="list what would be destroyed; delete nothing")
     reap.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+
+def _add_logs_command(commands: _Commands) -> None:
+    logs = _add_spec_command(
+        commands,
+        "logs",
+        "Print the endpoint's log lines, every replica interleaved by time: TIME VARIANT/REPLICA LINE. Read-only.",
+    )
+    logs.add_argument("--variant", help="only this variant's replicas")
+    logs.add_argument("--since", metavar="DURATION", help="only lines written in the last DURATION, e.g. 10m")
+    logs.add_argument("--tail", type=_positive_int, metavar="N", help="only the last N lines")
+    logs.add_argument("--follow", action="store_true", help="keep printing new lines until Ctrl-C")
+    logs.add_argument(
+        "--previous", action="store_true", help="AKS: also the logs of restarted containers (their last run)"
+    )
+
+
+def _add_metrics_options(command: argparse.ArgumentParser, *, always: bool = False) -> None:
+    """``--window`` (and, unless the command always shows metrics, ``--metrics``)."""
+    if not always:
+        command.add_argument(
+            "--metrics",
+            action="store_true",
+            help="add live traffic per variant: requests, failures, p50/p99 latency, queue time",
+        )
+    command.add_argument(
+        "--window",
+        type=_duration,
+        default=300.0,
+        metavar="DURATION",
+        help="the span the metrics cover, e.g. 5m (default); Triton targets report their counters since start",
+    )
+
+
+def _add_top_command(commands: _Commands) -> None:
+    top = commands.add_parser(
+        "top",
+        help="Redraw live traffic per variant of one or many endpoints every few seconds, until Ctrl-C.",
+        description="Redraw live traffic per variant of one or many endpoints every few seconds, until Ctrl-C.",
+    )
+    top.add_argument("spec", nargs="+", help="spec files (YAML), or folders of them")
+    top.add_argument("--target", help="which of each spec's targets (needed when one has several)")
+    _add_metrics_options(top, always=True)
+    top.add_argument(
+        "--interval",
+        type=_duration,
+        default=5.0,
+        metavar="DURATION",
+        help="time between redraws (default 5s)",
+    )
+    top.add_argument(
+        "--iterations", type=_positive_int, metavar="N", help="stop after N redraws (default: until Ctrl-C)"
+    )
+    top.add_argument(
+        "--parallel",
+        type=_positive_int,
+        default=fleet.DEFAULT_PARALLEL,
+        metavar="N",
+        help=f"how many endpoints are read at a time (default {fleet.DEFAULT_PARALLEL})",
+    )
 
 
 def _add_terraform_command(commands: _Commands) -> None:

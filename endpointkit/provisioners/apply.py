@@ -31,6 +31,7 @@ def make_plan(deployment: Deployment, adapter: Adapter) -> Plan:
         desired=desired,
         observed=observed,
         costs=estimate_cost(deployment),
+        drift=observed.drift,
     )
 
 

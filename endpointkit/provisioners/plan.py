@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from endpointkit._observations import Drift
 from endpointkit.adapters.base import (
     Adapter,
     DesiredState,
@@ -17,6 +18,7 @@ from endpointkit.adapters.base import (
 )
 from endpointkit.errors import UnsupportedCapabilityError
 from endpointkit.pricing import CostEstimate
+from endpointkit.provisioners.drift import ENDPOINT_CONFIG_FIELD, drift_fields, only_tags
 from endpointkit.spec import Deployment
 
 __all__ = ["Action", "Change", "Plan", "check_capabilities", "diff"]
@@ -49,7 +51,8 @@ class Plan:
     """The ordered changes ``apply`` would make; ``str(plan)`` is a readable diff.
 
     ``costs`` is the estimated hourly cost of what the spec deploys (``endpointkit.pricing``), whether or not
-    anything changes.
+    anything changes. ``drift`` lists each field where what is live differs from the spec (a count changed by
+    hand, a dead server, a removed tag); the changes already include what repairs it.
     """
 
     endpoint: str
@@ -59,6 +62,7 @@ class Plan:
     desired: DesiredState
     observed: ObservedState
     costs: CostEstimate | None = None
+    drift: tuple[Drift, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -80,6 +84,10 @@ class Plan:
             "changes": [change.to_dict() for change in self.changes],
             "hourly_cost": self.hourly_cost,
             "costs": self.costs.to_dict() if self.costs is not None else None,
+            "drift": [
+                {"field": item.field, "live": _plain(item.live), "wanted": _plain(item.wanted)}
+                for item in self.drift
+            ],
         }
 
     def __str__(self) -> str:
@@ -94,6 +102,7 @@ class Plan:
         for change in self.changes:
             reason = f"  ({change.reason})" if change.reason else ""
             lines.append(f"  {symbols[change.action]:>3} {change.resource:<15} {change.name}{reason}")
+        lines.extend(f"    ! {item}" for item in self.drift)
         if not self.has_changes:
             lines.append("  no changes")
         if self.costs is not None:
@@ -118,7 +127,14 @@ def check_capabilities(deployment: Deployment, adapter: Adapter) -> None:
 
 
 def diff(desired: DesiredState, observed: ObservedState) -> tuple[Change, ...]:
-    """The ordered changes from ``observed`` to ``desired``: create before use, delete after release."""
+    """The ordered changes from ``observed`` to ``desired``: create before use, delete after release.
+
+    ``observed.drift`` becomes changes too (see :mod:`endpointkit.provisioners.drift`).
+    """
+    return _repair_drift(_diff_names(desired, observed), observed.drift)
+
+
+def _diff_names(desired: DesiredState, observed: ObservedState) -> tuple[Change, ...]:
 
     def ensure(resource: Resource) -> Change:
         if (resource.kind, resource.name) in observed.existing:
@@ -185,3 +201,35 @@ def _releases(desired: DesiredState, observed: ObservedState) -> list[Change]:
     if observed.model is not None and observed.model.name != desired.model.name:
         changes.append(Change("delete", "model", observed.model.name, "replaced"))
     return changes
+
+
+def _repair_drift(changes: tuple[Change, ...], drift: tuple[Drift, ...]) -> tuple[Change, ...]:
+    """``changes`` with the endpoint's change naming the drifted fields (an update when it was a noop)."""
+    if not drift:
+        return changes
+    fields = ", ".join(drift_fields(drift))
+    repaired: list[Change] = []
+    for change in changes:
+        if change.action == "delete" and any(item.field == ENDPOINT_CONFIG_FIELD for item in drift):
+            # The endpoint was moved to a config (and its model) that someone else made: moving it back must not
+            # delete what it was moved to.
+            continue
+        if change.resource == "endpoint" and change.action == "noop":
+            kind = "tags only: drift of" if only_tags(drift) else "drift:"
+            change = Change("update", "endpoint", change.name, f"{kind} {fields}", change.properties)
+        elif change.resource == "endpoint":
+            reason = f"{change.reason}; drift: {fields}" if change.reason else f"drift: {fields}"
+            change = Change(change.action, "endpoint", change.name, reason, change.properties)
+        repaired.append(change)
+    return tuple(repaired)
+
+
+def _plain(value: Any) -> Any:
+    """A drift value as JSON can carry it: scalars and lists as they are, anything else as its text."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    return str(value)

@@ -34,10 +34,11 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import kubernetes_validate
 import pytest
@@ -76,7 +77,7 @@ _PLURALS = {
 _CLUSTER_SCOPED = {"Namespace", "Node"}
 _PATH = re.compile(
     r"^/(?P<group>api/v1|apis/apps/v1)(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[a-z]+)"
-    r"(?:/(?P<name>[^/]+))?(?:/(?P<sub>log))?$"
+    r"(?:/(?P<name>[^/]+))?(?:/(?P<sub>log|proxy/.*))?$"
 )
 
 
@@ -102,6 +103,15 @@ class FakeKube:
     lb_after_polls: int = 1
     plugin_after_polls: int = 1
     crash_logs: dict[str, list[str]] = field(default_factory=dict)
+    #: each running pod's log (pod name -> lines, each "RFC3339-TIME text" as the API server sends them with
+    #: timestamps=true); a pod in :attr:`previous_logs` has restarted once and those are its previous run's lines
+    pod_logs: dict[str, list[str]] = field(default_factory=dict)
+    previous_logs: dict[str, list[str]] = field(default_factory=dict)
+    #: every pod log read: (pod name, its query parameters)
+    log_reads: list[tuple[str, dict[str, list[str]]]] = field(default_factory=list)
+    #: what each pod's Triton serves on port 8002 at /metrics (pod name -> exposition text); a running pod
+    #: that is not here has nothing listening there (the proxy answers 503)
+    pod_metrics: dict[str, str] = field(default_factory=dict)
     autoscaler_after_polls: int | None = None
     #: asks for one more node in a pool: (TriggeredScaleUp, message) when added, (NotTriggerScaleUp, why) if not
     scale_up: Callable[[str], tuple[str, str]] = field(
@@ -162,6 +172,21 @@ class FakeKube:
             found = self.objects.get((kind, "" if kind in _CLUSTER_SCOPED else namespace, name))
             return copy.deepcopy(found) if found else None
 
+    def edit(
+        self, kind: str, name: str, change: Callable[[dict[str, Any]], None], namespace: str = "default"
+    ) -> None:
+        """Change a stored object in place, as ``kubectl edit`` by another field manager would (out of band):
+        a new resourceVersion, and a new generation when its spec changed."""
+        with self.lock:
+            stored = self.objects[(kind, "" if kind in _CLUSTER_SCOPED else namespace, name)]
+            spec = copy.deepcopy(stored.get("spec"))
+            change(stored)
+            self._counter += 1
+            stored["metadata"]["resourceVersion"] = str(self._counter)
+            if stored.get("spec") != spec:
+                stored["metadata"]["generation"] = stored["metadata"].get("generation", 1) + 1
+            self._reconcile(tick=False)
+
     def all(self, kind: str) -> list[dict[str, Any]]:
         with self.lock:
             return [copy.deepcopy(o) for (k, _, _), o in sorted(self.objects.items()) if k == kind]
@@ -212,6 +237,8 @@ class FakeKube:
             self._reconcile(tick=kind in ("Deployment", "Service", "Node") and method == "GET")
             if match.group("sub") == "log":
                 return self._log(namespace, str(name), query)
+            if str(match.group("sub") or "").startswith("proxy/"):
+                return self._proxy(namespace, unquote(str(name)), match.group("sub").removeprefix("proxy"))
             if name is None:
                 if method != "GET":
                     return _status(405, "MethodNotAllowed", f"{method} on a collection")
@@ -313,9 +340,35 @@ class FakeKube:
         pod = self.objects.get(("Pod", namespace, name))
         if pod is None:
             return _status(404, "NotFound", f'pods "{name}" not found')
-        lines = self.crash_logs.get(pod["_owner"], [])
+        self.log_reads.append((name, query))
+        container = query.get("container", [""])[0]
+        names = [c["name"] for c in pod["spec"]["containers"]]
+        if container and container not in names:
+            return _status(400, "BadRequest", f"container {container} is not valid for pod {name}")
+        if pod["_owner"] in self.crash_logs:
+            lines = self.crash_logs[pod["_owner"]]
+        elif query.get("previous") == ["true"]:
+            if name not in self.previous_logs:
+                return _status(
+                    400, "BadRequest", f'previous terminated container "{names[0]}" in pod "{name}" not found'
+                )
+            lines = _log_window(self.previous_logs[name], query)
+        else:
+            lines = _log_window(self.pod_logs.get(name, []), query)
         tail = int(query.get("tailLines", ["0"])[0] or 0)
-        return 200, ("\n".join(lines[-tail:] if tail else lines) + "\n").encode(), "text/plain"
+        return 200, "".join(line + "\n" for line in (lines[-tail:] if tail else lines)).encode(), "text/plain"
+
+    def _proxy(self, namespace: str, target: str, path: str) -> tuple[int, Any, str]:
+        """The API server's pod proxy: ``NAME:PORT`` and a path on that port (only Triton's /metrics here)."""
+        pod_name, _, port = target.partition(":")
+        if ("Pod", namespace, pod_name) not in self.objects:
+            return _status(404, "NotFound", f'pods "{pod_name}" not found')
+        text = self.pod_metrics.get(pod_name)
+        if port != "8002" or path != "/metrics" or text is None:
+            return _status(
+                503, "ServiceUnavailable", f"error trying to reach service: dial tcp {target}: refused"
+            )
+        return 200, text.encode(), "text/plain; version=0.0.4"
 
     # ---- simulation ----------------------------------------------------------------------------------
     def _nodes(self, tick: bool) -> list[dict[str, Any]]:
@@ -512,6 +565,9 @@ class FakeKube:
                 "state": {"running": {}},
             }
         ]
+        if pod["metadata"]["name"] in self.previous_logs:
+            status["containerStatuses"][0]["restartCount"] = 1
+            status["containerStatuses"][0]["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error"}}
 
     def _autoscale(self, pod: dict[str, Any], tick: bool) -> None:
         """The cluster autoscaler's one look at an unschedulable pod, once it has waited long enough."""
@@ -582,6 +638,17 @@ class FakeKube:
             "type": "Warning",
             "lastTimestamp": f"2026-01-01T00:00:{self._counter % 60:02d}Z",
         }
+
+
+def _log_window(lines: list[str], query: dict[str, list[str]]) -> list[str]:
+    """Stamped lines as the API server sends them: from ``sinceSeconds`` ago, without the stamp unless asked."""
+    since = query.get("sinceSeconds")
+    if since:
+        start = datetime.now(timezone.utc) - timedelta(seconds=int(since[0]))
+        lines = [line for line in lines if datetime.fromisoformat(line.split(" ", 1)[0]) >= start]
+    if query.get("timestamps") != ["true"]:
+        lines = [line.split(" ", 1)[1] if " " in line else "" for line in lines]
+    return lines
 
 
 def _is_ready(pod: dict[str, Any]) -> bool:

@@ -5,18 +5,23 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from endpointkit._observations import EndpointMetrics, LogRecord
 from endpointkit._wait import Progress, wait_for
 from endpointkit.adapters._grpc import GrpcConnection
 from endpointkit.adapters.aks import _render
 from endpointkit.adapters.aks._arm import ArmClient, ClientFactory, ClusterInfo, default_credential
-from endpointkit.adapters.aks._desired import EndpointPlan, plan_endpoint
+from endpointkit.adapters.aks._desired import EndpointPlan, config_objects, plan_endpoint
+from endpointkit.adapters.aks._drift import deployment_drift, endpoint_drift, live_deployments
 from endpointkit.adapters.aks._errors import PollPolicy, RetryPolicy
 from endpointkit.adapters.aks._infra import Infrastructure, pool_request_for
 from endpointkit.adapters.aks._invoke import Invoker
 from endpointkit.adapters.aks._kube import KubeClient, KubeFactory, Observation, ScaleUpGrace, observe
+from endpointkit.adapters.aks._logs import PodLogs
+from endpointkit.adapters.aks._metrics import read_metrics
 from endpointkit.adapters.aks._reap import list_managed, remove_endpoint
 from endpointkit.adapters.aks._rollout import (
     Stamp,
@@ -45,6 +50,8 @@ from endpointkit.adapters.base import (
     DesiredState,
     EndpointState,
     GrpcAdapter,
+    LogsAdapter,
+    MetricsAdapter,
     ObservedState,
     RawResponse,
     ReapableAdapter,
@@ -222,7 +229,8 @@ class AksAdapter:
         ``refusal`` (raised by plan and apply, not by destroy) is an UnsupportedCapabilityError when FPGA variants
         meet a cluster whose region offers no NP-series VMs, or a ConflictError when a pool field set only at
         creation differs and the pool cannot be replaced (someone else made it, or other endpoints run on it);
-        the message names the field and the fix.
+        the message names the field and the fix. ``drift`` names each Deployment field, the Service or a tag
+        changed by hand since the last apply (``_drift``).
         """
         cluster = self._arm.cluster()
         if cluster is None or cluster.provisioning_state.lower() != "succeeded":
@@ -252,8 +260,13 @@ class AksAdapter:
             summary = json.loads((found.get("data") or {}).get("summary.json", "{}"))
             config = Resource("endpoint_config", str(config_name), summary)
             model = Resource("model", str(summary.get("model")), {}) if summary.get("model") else None
+        # The running config's record; without a Service to name it, the spec's render (the same content hash).
+        plan = self._plan(deployment, desired.config)
+        rendered = config_objects(found.get("data") or {}) if found else plan.objects
+        live = live_deployments(kube, namespace, deployment.name)
+        drift = endpoint_drift(observation, live, rendered, desired)
         return ObservedState(
-            state, model, config, frozenset(existing), replace_reason=reason, refusal=refusal
+            state, model, config, frozenset(existing), replace_reason=reason, refusal=refusal, drift=drift
         )
 
     def status(self, deployment: Deployment) -> EndpointState:
@@ -280,6 +293,64 @@ class AksAdapter:
             autoscaling=pool is not None and pool.autoscale,
             log_lines=self._log_lines,
             grace=grace,
+        )
+
+    # ---- logs ----------------------------------------------------------------------------------------
+    def logs(
+        self,
+        deployment: Deployment,
+        *,
+        variant: str | None,
+        since: datetime | None,
+        tail: int | None,
+        follow: bool,
+        previous: bool = False,
+    ) -> Iterator[LogRecord]:
+        """Every pod's log lines (``replica`` is the pod name) interleaved by the kubelet's timestamps; ``previous``
+        adds restarted containers' last runs; ``follow`` polls every 2 s until the endpoint is destroyed.
+
+        Raises:
+            NotFoundError: the cluster or the endpoint does not exist.
+        """
+        if self._arm.cluster() is None:
+            raise NotFoundError(
+                f"AKS endpoint {deployment.name}: its cluster does not exist",
+                provider="azure",
+                operation="logs",
+            )
+        reader = PodLogs(
+            self._kube_client,
+            namespace=self.target.namespace,
+            cluster_exists=lambda: self._arm.cluster() is not None,
+        )
+        return reader.records(
+            deployment.name, variant=variant, since=since, tail=tail, follow=follow, previous=previous
+        )
+
+    # ---- metrics ---------------------------------------------------------------------------------------
+    def metrics(self, deployment: Deployment, *, window: float) -> EndpointMetrics:
+        """Triton's metrics of every running pod (port 8002, through the API server's pod proxy), per variant.
+
+        Triton's counters are cumulative since each pod started and its latency summaries cover its last 300 s,
+        whatever ``window`` is: the result's ``note`` says so. Read-only.
+
+        Raises:
+            NotFoundError: the cluster or the endpoint does not exist.
+            ProviderError: a pod's metrics port did not answer through the proxy (names the pod and port).
+        """
+        cluster = self._arm.cluster()
+        if cluster is None:
+            raise NotFoundError(
+                f"AKS endpoint {deployment.name}: its cluster does not exist",
+                provider="azure",
+                operation="metrics",
+            )
+        return read_metrics(
+            self._kube_client(),
+            deployment,
+            namespace=self.target.namespace,
+            target_name=self.target_name,
+            window=window,
         )
 
     # ---- create / update -----------------------------------------------------------------------------
@@ -406,7 +477,9 @@ class AksAdapter:
         Variants roll with a surge pod when the pool has a spare accelerator, else one pod at a time. If the
         rollout fails, the previous Deployments are applied again from the previous config and the error is
         raised. An endpoint already on ``desired.config`` (the spec changed only in ttl or tags) is re-stamped:
-        its labels and annotations change, no pod restarts and no ARM write is made.
+        its labels and annotations change, no pod restarts and no ARM write is made; Deployment fields changed by
+        hand (replicas, image, args, resources: drift) are put back by the same server-side apply, and the call
+        then waits until the endpoint serves again.
         """
         plan = self._plan(deployment, desired.config)
         deadline = time.monotonic() + deployment.spec.timeouts.update
@@ -421,7 +494,12 @@ class AksAdapter:
             )
         stamp = stamper(deployment, plan)
         if runs_config(before, plan):
+            live = live_deployments(kube, self.target.namespace, deployment.name)
             restamp(deployment, plan, kube, stamp)
+            if deployment_drift(live, plan.objects):  # fields set by hand are back: pods roll as in an update
+                self._await(
+                    deployment, plan, kube, cluster, deadline=deadline, progress=progress, need_address=True
+                )
             return
         previous = _render.applied_config(before.service)
         pool = self._infra.ensure_pool(
@@ -571,3 +649,5 @@ if TYPE_CHECKING:  # mypy checks the adapter against the Protocols it serves
     _reapable: type[ReapableAdapter] = AksAdapter
     _awaitable: type[AsyncAdapter] = AksAdapter
     _grpc_capable: type[GrpcAdapter] = AksAdapter
+    _metrics: type[MetricsAdapter] = AksAdapter
+    _logs: type[LogsAdapter] = AksAdapter

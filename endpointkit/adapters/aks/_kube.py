@@ -196,24 +196,69 @@ class KubeClient:
 
     def pod_log(self, name: str, namespace: str, *, container: str, tail_lines: int, previous: bool) -> str:
         """The last lines a pod's container wrote (of its previous run with ``previous``); '' when none."""
+        try:
+            return self.read_pod_log(
+                name, namespace, container=container, tail_lines=tail_lines, previous=previous
+            )
+        except ProviderError:
+            return ""  # logs are a courtesy in an error message: never the reason a call fails
+
+    def read_pod_log(
+        self,
+        name: str,
+        namespace: str,
+        *,
+        container: str,
+        previous: bool = False,
+        timestamps: bool = False,
+        since_seconds: int | None = None,
+        tail_lines: int | None = None,
+    ) -> str:
+        """What a pod's container wrote (its previous run with ``previous``), errors mapped and raised.
+
+        ``timestamps`` prefixes each line with the RFC 3339 time the kubelet received it; ``since_seconds`` and
+        ``tail_lines`` are the API's own ``sinceSeconds`` and ``tailLines`` (None: not sent).
+        """
         api = self._groups["core"]
+        options = {
+            k: v for k, v in (("since_seconds", since_seconds), ("tail_lines", tail_lines)) if v is not None
+        }
 
         def call() -> str:
             response = api.read_namespaced_pod_log(
                 name,
                 namespace,
                 container=container,
-                tail_lines=tail_lines,
                 previous=previous,
+                timestamps=timestamps,
+                _preload_content=False,
+                _request_timeout=self._timeout,
+                **options,
+            )
+            return bytes(response.data or b"").decode("utf-8", "replace")
+
+        result: str = self._call(f"read logs of pod {name}", call)
+        return result
+
+    def pod_proxy_get(self, name: str, namespace: str, *, port: int, path: str) -> str:
+        """``GET`` ``path`` on a pod's ``port`` through the API server's pod proxy (the port stays private).
+
+        The request goes to ``/api/v1/namespaces/NS/pods/NAME:PORT/proxy/PATH``; the API server answers 503
+        when nothing listens there, which comes back as a retryable ProviderError.
+        """
+        api = self._groups["core"]
+
+        def call() -> str:
+            response = api.connect_get_namespaced_pod_proxy_with_path(
+                f"{name}:{port}",
+                namespace,
+                path.lstrip("/"),
                 _preload_content=False,
                 _request_timeout=self._timeout,
             )
             return bytes(response.data or b"").decode("utf-8", "replace")
 
-        try:
-            result: str = self._call(f"read logs of pod {name}", call)
-        except ProviderError:
-            return ""  # logs are a courtesy in an error message: never the reason a call fails
+        result: str = self._call(f"GET {path} on pod {name} port {port} (API server proxy)", call)
         return result
 
 

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from endpointkit._endpoint_state import encode_expiry
+from endpointkit.adapters._triton_metrics import SUMMARY_ARGUMENTS
 from endpointkit.adapters.base import EXPIRES_AT_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE, SPEC_HASH_TAG
 from endpointkit.adapters.naming import content_hash
 
@@ -303,6 +304,7 @@ def _triton_command(render: EndpointRender) -> tuple[list[str], list[dict[str, A
         f"--http-port={HTTP_PORT}",
         f"--grpc-port={GRPC_PORT}",
         f"--metrics-port={METRICS_PORT}",
+        *SUMMARY_ARGUMENTS,
     ]
     env: list[dict[str, Any]] = [
         {"name": key, "value": value} for key, value in sorted(render.environment.items())

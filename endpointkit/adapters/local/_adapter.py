@@ -7,10 +7,13 @@ stopped by ``_servers``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from endpointkit._observations import EndpointMetrics, LogRecord
 from endpointkit._wait import Progress
 from endpointkit.adapters._grpc import GrpcConnection
 from endpointkit.adapters._http import Body, HttpTransport, Origin
@@ -22,6 +25,8 @@ from endpointkit.adapters.base import (
     DesiredState,
     EndpointState,
     GrpcAdapter,
+    LogsAdapter,
+    MetricsAdapter,
     ObservedState,
     RawResponse,
     ReapableAdapter,
@@ -29,7 +34,10 @@ from endpointkit.adapters.base import (
     ResourceKind,
 )
 from endpointkit.adapters.local import _desired
+from endpointkit.adapters.local._drift import server_drift
 from endpointkit.adapters.local._invoke import Invoker
+from endpointkit.adapters.local._logs import endpoint_logs
+from endpointkit.adapters.local._metrics import read_metrics
 from endpointkit.adapters.local._reap import Reaper
 from endpointkit.adapters.local._rollout import Rollout
 from endpointkit.adapters.local._servers import Launcher, ServerSupervisor, gpu_available
@@ -151,8 +159,14 @@ class LocalAdapter:
 
     # ---- reading ---------------------------------------------------------------------------------------
     def read(self, deployment: Deployment, desired: DesiredState) -> ObservedState:
-        """The endpoint's state, the config and model it runs, and which desired resources exist on disk."""
-        return observe(self._paths(deployment.name), desired, target_name=self.target_name, ready=self._ready)
+        """The endpoint's state, the config and model it runs, and which desired resources exist on disk.
+
+        ``drift`` names each variant whose server died or no longer answers (``_drift``).
+        """
+        observed = observe(
+            self._paths(deployment.name), desired, target_name=self.target_name, ready=self._ready
+        )
+        return dataclasses.replace(observed, drift=server_drift(observed.state))
 
     def status(self, deployment: Deployment) -> EndpointState:
         """IN_SERVICE when every server answers ready; FAILED, with the log's last lines, when one has died.
@@ -186,7 +200,9 @@ class LocalAdapter:
     ) -> None:
         """Blue/green: start servers with ``desired.config``, wait until ready, switch, then stop the old ones.
 
-        Blocks until the new servers serve. If they fail, they are stopped and the old ones keep serving.
+        Blocks until the new servers serve. If they fail, they are stopped and the old ones keep serving. An
+        endpoint already on ``desired.config`` is only re-tagged (ttl, tags) while every server answers ready;
+        one whose server died or stopped answering (drift) is relaunched the same blue/green way.
 
         Raises:
             NotFoundError: the endpoint does not exist (destroyed since this run planned: the configs and model
@@ -237,6 +253,49 @@ class LocalAdapter:
                 removed), or a server survived SIGKILL (the state is kept so a later run can retry).
         """
         self._reaper.destroy_by_state(state, progress)
+
+    # ---- logs ------------------------------------------------------------------------------------------
+    def logs(
+        self,
+        deployment: Deployment,
+        *,
+        variant: str | None,
+        since: datetime | None,
+        tail: int | None,
+        follow: bool,
+        previous: bool = False,
+    ) -> Iterator[LogRecord]:
+        """The endpoint's tritonserver log lines (each server's log file), interleaved by Triton's timestamps.
+
+        ``replica`` is ``pid-<server pid>``. ``previous`` changes nothing: a local server that died is replaced
+        by the next apply and its log goes with it. With ``follow`` the files are read again every half second
+        until the caller stops iterating or the endpoint is destroyed. Read-only.
+
+        Raises:
+            NotFoundError: the endpoint has no recorded server.
+        """
+        return endpoint_logs(
+            self._paths(deployment.name), variant=variant, since=since, tail=tail, follow=follow
+        )
+
+    # ---- metrics ---------------------------------------------------------------------------------------
+    def metrics(self, deployment: Deployment, *, window: float) -> EndpointMetrics:
+        """Each server's Triton metrics (127.0.0.1, its metrics port), per variant, for the default model.
+
+        Triton's counters are cumulative since the server started and its latency summaries cover its last
+        300 s, whatever ``window`` is: the result's ``note`` says so (``adapters/_triton_metrics``). Read-only.
+
+        Raises:
+            NotFoundError: the endpoint has no recorded server.
+            ProviderError: a metrics port did not answer (names the variant, pid and port).
+        """
+        return read_metrics(
+            load_record(self._paths(deployment.name)),
+            self._transport,
+            name=deployment.name,
+            target_name=self.target_name,
+            window=window,
+        )
 
     # ---- inference -------------------------------------------------------------------------------------
     def invoke(
@@ -312,3 +371,5 @@ if TYPE_CHECKING:  # mypy checks the adapter against the Protocols it serves
     _reapable: type[ReapableAdapter] = LocalAdapter
     _awaitable: type[AsyncAdapter] = LocalAdapter
     _grpc: type[GrpcAdapter] = LocalAdapter
+    _logs: type[LogsAdapter] = LocalAdapter
+    _metrics: type[MetricsAdapter] = LocalAdapter

@@ -97,10 +97,11 @@ class Rollout:
                 raise NotFoundError(
                     f"local endpoint {deployment.name} does not exist", provider="local", operation="update"
                 )
-            if record.config == desired.config.name:
+            if record.config == desired.config.name and self._serving(record):
                 # Already serving the desired config: only the spec's ttl or tags changed (provisioners.plan.diff).
                 self._retag(deployment, paths, record)
                 return
+            # A new config, or the same one with a server that stopped answering (drift): relaunch blue/green.
             self._launch(deployment, paths, desired.config.name, progress, replacing=record)
 
     def delete(
@@ -138,6 +139,12 @@ class Rollout:
         for leftover in (paths.configs, paths.models):
             remove(leftover)
         paths.prune()
+
+    def _serving(self, record: EndpointRecord) -> bool:
+        """Whether every recorded server runs and answers ready (one readiness probe each)."""
+        return bool(record.servers) and all(
+            server_alive(server) and self._ready(server) for server in record.servers
+        )
 
     def _retag(self, deployment: Deployment, paths: EndpointPaths, record: EndpointRecord) -> None:
         now = _now()

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from endpointkit.adapters._triton_metrics import SUMMARY_ARGUMENTS
 from endpointkit.errors import MissingDependencyError, ProviderError, ProvisionTimeout
 
 __all__ = [
@@ -284,6 +285,7 @@ def _command_line(
         f"--grpc-port={ports.grpc}",
         "--metrics-address=127.0.0.1",
         f"--metrics-port={ports.metrics}",
+        *SUMMARY_ARGUMENTS,
     ]
     if ports.sagemaker is not None:
         arguments += ["--allow-sagemaker=true", f"--sagemaker-port={ports.sagemaker}"]

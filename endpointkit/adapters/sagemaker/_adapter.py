@@ -7,9 +7,11 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from endpointkit._observations import Drift, EndpointMetrics, LogRecord
 from endpointkit._wait import Progress
 from endpointkit.adapters.base import (
     Adapter,
@@ -18,6 +20,8 @@ from endpointkit.adapters.base import (
     Capability,
     DesiredState,
     EndpointState,
+    LogsAdapter,
+    MetricsAdapter,
     ObservedState,
     RawResponse,
     ReapableAdapter,
@@ -39,10 +43,13 @@ from endpointkit.adapters.sagemaker._async_inference import (
 )
 from endpointkit.adapters.sagemaker._autoscaling import Autoscaler
 from endpointkit.adapters.sagemaker._clients import MAX_POOL_CONNECTIONS, ClientFactory, make_client_factory
+from endpointkit.adapters.sagemaker._drift import endpoint_drift
 from endpointkit.adapters.sagemaker._errors import Caller
 from endpointkit.adapters.sagemaker._executor import BlockingCallExecutor
 from endpointkit.adapters.sagemaker._images import DEFAULT_TRITON_TAG
 from endpointkit.adapters.sagemaker._invoke import invoke_endpoint, refuse_model_selection
+from endpointkit.adapters.sagemaker._logs import CloudWatchLogs
+from endpointkit.adapters.sagemaker._metrics import read_metrics
 from endpointkit.adapters.sagemaker._reap import Reaper
 from endpointkit.adapters.sagemaker._rollout import FALLBACK_TAG, Rollout
 from endpointkit.adapters.sagemaker._state import Description, EndpointWaiter, tag_list
@@ -156,8 +163,13 @@ class SageMakerAdapter:
             lambda: self._api.client("s3"), caller, transfer_config=transfer_config
         )
         self._autoscaler = Autoscaler(lambda: self._api.client("application-autoscaling"), caller)
+        self._logs = CloudWatchLogs(lambda: self._api.client("logs"), caller, sleep=sleep)
         self._waiter = EndpointWaiter(
-            lambda name: self._api.describe("endpoint", name), self._state, sleep=sleep, clock=clock
+            lambda name: self._api.describe("endpoint", name),
+            self._state,
+            sleep=sleep,
+            clock=clock,
+            failure_logs=self._logs.last_lines,
         )
         self._teardown = Teardown(
             self._api, autoscaler=self._autoscaler, waiter=self._waiter, artifacts=self._artifacts
@@ -262,7 +274,8 @@ class SageMakerAdapter:
     def read(self, deployment: Deployment, desired: DesiredState) -> ObservedState:
         """The endpoint, the config and model it runs, and which desired resources exist. Read-only.
 
-        An unchanged endpoint costs DescribeEndpoint, ListTags and DescribeEndpointConfig.
+        An unchanged endpoint costs DescribeEndpoint, ListTags and DescribeEndpointConfig. ``drift`` names the
+        weights, counts, config and tags changed since the last apply (``_drift``).
 
         Raises:
             ConflictError: an endpoint of that name exists and is not managed by endpointkit.
@@ -297,7 +310,32 @@ class SageMakerAdapter:
                 resource.kind, resource.name
             ):
                 existing.add((resource.kind, resource.name))
-        return ObservedState(self._state(deployment.name, description), model, config, frozenset(existing))
+        drift: tuple[Drift, ...] = ()
+        if description is not None:
+            drift = endpoint_drift(description, self._api.endpoint_tags(description), desired)
+        state = self._state(deployment.name, description)
+        return ObservedState(state, model, config, frozenset(existing), drift=drift)
+
+    def logs(
+        self,
+        deployment: Deployment,
+        *,
+        variant: str | None,
+        since: datetime | None,
+        tail: int | None,
+        follow: bool,
+        previous: bool = False,
+    ) -> Iterator[LogRecord]:
+        """The endpoint's CloudWatch log events (``/aws/sagemaker/Endpoints/NAME``, every instance stream,
+        ``replica`` the instance id), in time order; ``follow`` polls every 5 s. ``previous`` changes nothing.
+
+        Raises:
+            NotFoundError: the endpoint does not exist, or its log group does not (it never started, or its role
+                cannot write logs).
+        """
+        if self._api.describe("endpoint", deployment.name) is None:
+            raise NotFoundError(f"SageMaker endpoint {deployment.name} does not exist in {self.region}")
+        return self._logs.records(deployment.name, variant=variant, since=since, tail=tail, follow=follow)
 
     def status(self, deployment: Deployment) -> EndpointState:
         """The endpoint's state (NOT_FOUND when it does not exist). Read-only."""
@@ -407,6 +445,23 @@ class SageMakerAdapter:
         desired = self.desired(deployment)
         # An update replaces the model but may keep its archive (only the environment changed): keep it then.
         return model_name == desired.model.name or url != desired.model.properties["model_data_url"]
+
+    # ------------------------------------------------------------------------------------------------ metrics
+    def metrics(self, deployment: Deployment, *, window: float) -> EndpointMetrics:
+        """CloudWatch ``AWS/SageMaker`` figures per variant over the last ``window`` seconds: one DescribeEndpoint
+        and one GetMetricData for every metric and variant (``_metrics`` says which statistic is which).
+
+        Raises:
+            NotFoundError: the endpoint does not exist.
+            ProviderError: CloudWatch refused (e.g. AccessDenied on cloudwatch:GetMetricData).
+        """
+        return read_metrics(
+            self._api,
+            name=deployment.name,
+            target_name=self.target_name,
+            spec_variants=[variant.name for variant in deployment.variants],
+            window=window,
+        )
 
     # ------------------------------------------------------------------------------------------------ reap
     def list_endpoints(self) -> list[EndpointState]:
@@ -602,5 +657,7 @@ class SageMakerAdapter:
 if TYPE_CHECKING:
     _conforms: type[Adapter] = SageMakerAdapter  # mypy checks the adapter against the Protocols here
     _reapable: type[ReapableAdapter] = SageMakerAdapter
+    _logs: type[LogsAdapter] = SageMakerAdapter
+    _metrics: type[MetricsAdapter] = SageMakerAdapter
     _awaitable: type[AsyncAdapter] = SageMakerAdapter
     _queueing: type[AsyncInferenceAdapter] = SageMakerAdapter

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -80,7 +80,15 @@ _CAPACITY_CODES = frozenset(
     {"InsufficientInstanceCapacity", "InsufficientCapacity", "InsufficientCapacityException"}
 )
 _NOT_FOUND_CODES = frozenset(
-    {"ResourceNotFound", "NoSuchKey", "NoSuchBucket", "NotFound", "404", "ObjectNotFoundException"}
+    {
+        "ResourceNotFound",
+        "ResourceNotFoundException",  # CloudWatch Logs: a log group or stream that does not exist
+        "NoSuchKey",
+        "NoSuchBucket",
+        "NotFound",
+        "404",
+        "ObjectNotFoundException",
+    }
 )
 # SageMaker answers ValidationException for almost everything; these words mean "it does not exist".
 _NOT_FOUND_WORDS = re.compile(
@@ -120,27 +128,41 @@ def _quota_error(message: str, operation: str, code: str, instance_type: str | N
 
 
 def error_from_failure_reason(
-    reason: str | None, *, endpoint: str, operation: str, instance_types: tuple[str, ...] = ()
+    reason: str | None,
+    *,
+    endpoint: str,
+    operation: str,
+    instance_types: tuple[str, ...] = (),
+    log_lines: Sequence[str] = (),
 ) -> ProviderError:
-    """The error for an endpoint that went Failed, chosen from SageMaker's FailureReason text."""
+    """The error for an endpoint that went Failed, chosen from SageMaker's FailureReason text.
+
+    ``log_lines`` (the container's last lines, from CloudWatch) follow the reason in the message and are in
+    ``details["log_lines"]``.
+    """
     text = reason or "SageMaker gave no FailureReason"
     types = ", ".join(instance_types)
+    lines = "".join(f"\n  {line}" for line in log_lines)
+    shown = f"{text}\nlast log lines:{lines}" if log_lines else text
+    logged = {"log_lines": list(log_lines)} if log_lines else {}
     if _CAPACITY_WORDS.search(text):
         return CapacityError(
-            f"endpoint {endpoint} failed: no capacity for {types or 'the instance type'}: {text}",
+            f"endpoint {endpoint} failed: no capacity for {types or 'the instance type'}: {shown}",
             provider=PROVIDER,
             operation=operation,
             code="InsufficientCapacity",
-            details={"reason": text, "instance_types": list(instance_types)},
+            details={"reason": text, "instance_types": list(instance_types), **logged},
         )
     if _QUOTA_WORDS.search(text):
-        return _quota_error(f"endpoint {endpoint} failed: {text}", operation, "ResourceLimitExceeded", None)
+        quota = _quota_error(f"endpoint {endpoint} failed: {text}", operation, "ResourceLimitExceeded", None)
+        quota.details.update(logged)
+        return quota
     return ProviderError(
-        f"endpoint {endpoint} failed: {text}",
+        f"endpoint {endpoint} failed: {shown}",
         provider=PROVIDER,
         operation=operation,
         code="EndpointFailed",
-        details={"reason": text},
+        details={"reason": text, **logged},
     )
 
 

@@ -16,6 +16,7 @@ from endpointkit.adapters.naming import changed_since_plan, managed_tags
 from endpointkit.adapters.sagemaker import _desired
 from endpointkit.adapters.sagemaker._api import SageMakerApi
 from endpointkit.adapters.sagemaker._autoscaling import Autoscaler
+from endpointkit.adapters.sagemaker._drift import capacity_repairs
 from endpointkit.adapters.sagemaker._state import MOVING, Description, EndpointWaiter, tag_list
 from endpointkit.adapters.sagemaker._teardown import Teardown
 from endpointkit.errors import CapacityError, NotFoundError
@@ -154,6 +155,28 @@ class Rollout:
         if content.get("autoscaling"):
             self._autoscaler.register(name, [v["name"] for v in content["variants"]], content["autoscaling"])
 
+    def _restore_capacities(
+        self, current: Description, content: Mapping[str, Any], deadline: float, progress: Progress | None
+    ) -> None:
+        """Put the config's weights and counts back on an endpoint where they were changed by hand; wait."""
+        repairs = capacity_repairs(current, content)
+        if not repairs:
+            return
+        name = current["EndpointName"]
+        self._api.call(
+            "update_endpoint_weights_and_capacities",
+            f"endpoint {name}",
+            EndpointName=name,
+            DesiredWeightsAndCapacities=repairs,
+        )
+        self._waiter.wait(
+            name,
+            first_status="Updating",
+            done=lambda d: d is not None and d.get("EndpointStatus") == "InService",
+            timeout=deadline - self._clock(),
+            progress=progress,
+        )
+
     def _retag(self, current: Description, desired: DesiredState) -> None:
         """Put the spec's tags (its own, the spec hash, the expiry) on the endpoint; drop an expiry it lost."""
         name, arn = current["EndpointName"], current["EndpointArn"]
@@ -178,7 +201,9 @@ class Rollout:
                 operation="update",
             )
         if current.get("EndpointConfigName") == config_name:
-            # Already on the desired config: only the spec's ttl or tags changed (see provisioners.plan.diff).
+            # Already on the desired config: the spec's ttl or tags changed (see provisioners.plan.diff), or weights
+            # and counts were changed by hand (drift), which SageMaker puts back without a new fleet.
+            self._restore_capacities(current, content, deadline, progress)
             self._retag(current, desired)
             return
         if current.get("EndpointStatus") in MOVING:  # SageMaker refuses an update while another change runs

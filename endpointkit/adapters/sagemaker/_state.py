@@ -148,11 +148,14 @@ class EndpointWaiter:
         *,
         sleep: Callable[[float], None],
         clock: Callable[[], float],
+        failure_logs: Callable[[str], list[str]] = lambda _name: [],
     ) -> None:
         self._describe = describe
         self._state = state
         self._sleep = sleep
         self._clock = clock
+        # the last log lines of a Failed endpoint, best effort (CloudWatch): they say why the container died
+        self._failure_logs = failure_logs
 
     def wait(
         self,
@@ -223,7 +226,11 @@ class EndpointWaiter:
             if status in FAILED or rolled_back:
                 reason = description.get("FailureReason") or f"the update to {config_name} was rolled back"
                 return error_from_failure_reason(
-                    reason, endpoint=name, operation=operation, instance_types=instance_types
+                    reason,
+                    endpoint=name,
+                    operation=operation,
+                    instance_types=instance_types,
+                    log_lines=self._failure_logs(name),
                 )
             return None
 
