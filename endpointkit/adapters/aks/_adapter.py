@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -138,9 +137,7 @@ class AksAdapter:
         self._infra = Infrastructure(self._arm, self._kube_client, self._forget_kube, polling=self._polling)
         self._kube: KubeClient | None = None
         self._plans: dict[str, EndpointPlan] = {}
-        self._invoker = Invoker(invoke_timeout, endpoint_key=self._endpoint_key)
-        self._api_key = api_key
-        self._keys: dict[tuple[str, str], str] = {}
+        self._invoker = Invoker(invoke_timeout, kube_client=self._kube_client, api_key=api_key)
 
     @classmethod
     def from_state(cls, state: EndpointState, **options: Any) -> AksAdapter:
@@ -627,21 +624,6 @@ class AksAdapter:
         """Close the pooled connections, awaiting those of the running event loop."""
         await self._invoker.aclose()
         self.close()
-
-    def _endpoint_key(self, secret: str, namespace: str) -> str:
-        if self._api_key is not None:
-            return self._api_key
-        if (namespace, secret) not in self._keys:
-            found = self._kube_client().get("Secret", secret, namespace)
-            data = (found or {}).get("data") or {}
-            if "key" not in data:
-                raise NotFoundError(
-                    f"the endpoint key Secret {secret} is missing in namespace {namespace}",
-                    provider="kubernetes",
-                    operation="invoke",
-                )
-            self._keys[(namespace, secret)] = base64.b64decode(data["key"]).decode()
-        return self._keys[(namespace, secret)]
 
 
 if TYPE_CHECKING:  # mypy checks the adapter against the Protocols it serves

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import quote
@@ -10,6 +11,7 @@ from endpointkit.adapters._grpc import GrpcConnection
 from endpointkit.adapters._http import HttpTransport, Origin
 from endpointkit.adapters._http_async import AsyncHttpTransport
 from endpointkit.adapters.aks import _render
+from endpointkit.adapters.aks._kube import KubeClient
 from endpointkit.adapters.base import EndpointState, RawResponse
 from endpointkit.errors import NotFoundError, ProviderError
 
@@ -19,14 +21,18 @@ __all__ = ["Invoker"]
 class Invoker:
     """``invoke``, ``ainvoke`` and ``grpc_connection`` of ``AksAdapter``, which documents them.
 
-    ``endpoint_key(secret, namespace)`` reads the endpoint key from its Secret (the adapter caches it). Keeps one
-    gRPC connection per Service address.
+    Reads an endpoint's key from its Secret once (through ``kube_client()``) unless ``api_key`` gives it, and
+    keeps one gRPC connection per Service address.
     """
 
-    def __init__(self, timeout: float | None, *, endpoint_key: Callable[[str, str], str]) -> None:
+    def __init__(
+        self, timeout: float | None, *, kube_client: Callable[[], KubeClient], api_key: str | None = None
+    ) -> None:
         self._transport = HttpTransport(provider="aks", timeout=timeout)
         self._async_transport = AsyncHttpTransport(provider="aks", timeout=timeout)
-        self._endpoint_key = endpoint_key
+        self._kube_client = kube_client
+        self._api_key = api_key
+        self._keys: dict[tuple[str, str], str] = {}
         self._grpc: dict[str, GrpcConnection] = {}
         self._grpc_lock = threading.Lock()
 
@@ -113,6 +119,21 @@ class Invoker:
                 operation="invoke",
             )
         return str(target_model)
+
+    def _endpoint_key(self, secret: str, namespace: str) -> str:
+        if self._api_key is not None:
+            return self._api_key
+        if (namespace, secret) not in self._keys:
+            found = self._kube_client().get("Secret", secret, namespace)
+            data = (found or {}).get("data") or {}
+            if "key" not in data:
+                raise NotFoundError(
+                    f"the endpoint key Secret {secret} is missing in namespace {namespace}",
+                    provider="kubernetes",
+                    operation="invoke",
+                )
+            self._keys[(namespace, secret)] = base64.b64decode(data["key"]).decode()
+        return self._keys[(namespace, secret)]
 
     def close(self) -> None:
         """Close every pooled connection (HTTP, asyncio, gRPC). Idempotent; the invoker stays usable."""
