@@ -132,7 +132,7 @@ def map_rpc_error(
     400 and Triton's 404 are; ``UNAUTHENTICATED``, ``PERMISSION_DENIED`` and Triton's restricted-protocol refusal
     are :class:`AuthError`; ``DEADLINE_EXCEEDED`` is ``ProviderError(code="Timeout")`` like an HTTP time-out;
     ``UNAVAILABLE`` is retryable (``code="ConnectionRefused"`` when nothing listens), except a failed TLS
-    handshake (``code="TlsHandshakeFailed"``). Every other status is a ``ProviderError`` whose ``code`` is the
+    handshake (``code="TLSVerificationFailed"`` for an untrusted certificate, else ``"TLSError"``, as over HTTP). Every other status is a ``ProviderError`` whose ``code`` is the
     status name. The message names ``label`` (the endpoint or its address), the model and Triton's own words.
     """
     status = getattr(error, "code", lambda: None)()
@@ -161,7 +161,8 @@ def map_rpc_error(
                 f"TLS handshake with {label} failed: {text}. The server's certificate must be signed by a CA this "
                 f"client trusts: the endpoint's CA, a bundle named by {' or '.join(CA_BUNDLE_VARIABLES)}, or the "
                 "system trust store",
-                code="TlsHandshakeFailed",
+                # The HTTP transports' codes (adapters/_http_errors.py), so callers test one name per cause.
+                code="TLSVerificationFailed" if "CERTIFICATE_VERIFY_FAILED" in text else "TLSError",
                 **options,
             )
         refused = "Connection refused" in text

@@ -482,7 +482,7 @@ class TestTlsAndKey:
         untrusted = GrpcConnection(server.address, tls=True, key=(KEY_HEADER, KEY))
         with untrusted, pytest.raises(ProviderError, match="TLS handshake with .* failed") as caught:
             untrusted.infer(echo_request(np.ones(1, np.float32)))
-        assert (caught.value.code, caught.value.retryable) == ("TlsHandshakeFailed", False)
+        assert (caught.value.code, caught.value.retryable) == ("TLSVerificationFailed", False)
 
     def test_an_unreadable_bundle_is_named(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))

@@ -348,3 +348,16 @@ def test_a_state_from_before_a_blue_green_update_still_reaches_the_endpoint_over
     finally:
         ek.destroy(second, adapter=adapter)
         adapter.close()
+
+
+def test_a_response_over_the_adapters_bound_is_a_payload_error_naming_the_setting(served: Served) -> None:
+    target = served.spec.deployment("local").target
+    assert isinstance(target, LocalTarget)
+    bounded = LocalAdapter(target, target_name="local", max_response_bytes=1024)
+    big = {"INPUT0": np.zeros(4096, np.float32)}
+    try:
+        with pytest.raises(ek.PayloadError, match="max_response_bytes"):
+            ek.invoke_endpoint(served.state, big, binary=True, transport="http", adapter=bounded)
+        assert ek.invoke_endpoint(served.state, big, adapter=served.adapter)["OUTPUT0"].size == 4096
+    finally:
+        bounded.close()

@@ -59,6 +59,7 @@ from endpointkit.adapters.base import (
 )
 from endpointkit.adapters.naming import changed_since_plan
 from endpointkit.errors import ConflictError, NotFoundError, ProviderError, UnsupportedCapabilityError
+from endpointkit.payloads import DEFAULT_MAX_INFLATED_BYTES
 from endpointkit.spec import AksTarget, Deployment, Timeouts
 
 __all__ = ["AksAdapter"]
@@ -81,6 +82,7 @@ class AksAdapter:
         retry: bounds on retries of throttling, 5xx and connection errors.
         request_timeout: seconds for one Kubernetes API call.
         invoke_timeout: default seconds for one inference request.
+        max_response_bytes: the largest inference response body accepted, inflated or not (64 MiB by default).
         polling: delays between polls of every wait (default: 5 s, doubling up to 15 s).
         api_key: the endpoint key, when known (saves reading its Secret before ``invoke``).
         scale_up_grace: seconds a pod of an autoscaled pool may stay Unschedulable before the cluster
@@ -110,6 +112,7 @@ class AksAdapter:
         polling: PollPolicy | None = None,
         request_timeout: float = 30.0,
         invoke_timeout: float = 60.0,
+        max_response_bytes: int = DEFAULT_MAX_INFLATED_BYTES,
         api_key: str | None = None,
         log_lines: int = 20,
         scale_up_grace: float = 90.0,
@@ -137,7 +140,12 @@ class AksAdapter:
         self._infra = Infrastructure(self._arm, self._kube_client, self._forget_kube, polling=self._polling)
         self._kube: KubeClient | None = None
         self._plans: dict[str, EndpointPlan] = {}
-        self._invoker = Invoker(invoke_timeout, kube_client=self._kube_client, api_key=api_key)
+        self._invoker = Invoker(
+            invoke_timeout,
+            kube_client=self._kube_client,
+            api_key=api_key,
+            max_response_bytes=max_response_bytes,
+        )
 
     @classmethod
     def from_state(cls, state: EndpointState, **options: Any) -> AksAdapter:

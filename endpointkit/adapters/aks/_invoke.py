@@ -14,6 +14,7 @@ from endpointkit.adapters.aks import _render
 from endpointkit.adapters.aks._kube import KubeClient
 from endpointkit.adapters.base import EndpointState, RawResponse
 from endpointkit.errors import NotFoundError, ProviderError
+from endpointkit.payloads import DEFAULT_MAX_INFLATED_BYTES
 
 __all__ = ["Invoker"]
 
@@ -26,10 +27,16 @@ class Invoker:
     """
 
     def __init__(
-        self, timeout: float | None, *, kube_client: Callable[[], KubeClient], api_key: str | None = None
+        self,
+        timeout: float | None,
+        *,
+        kube_client: Callable[[], KubeClient],
+        api_key: str | None = None,
+        max_response_bytes: int = DEFAULT_MAX_INFLATED_BYTES,
     ) -> None:
-        self._transport = HttpTransport(provider="aks", timeout=timeout)
-        self._async_transport = AsyncHttpTransport(provider="aks", timeout=timeout)
+        bound = max_response_bytes
+        self._transport = HttpTransport(provider="aks", timeout=timeout, max_response_bytes=bound)
+        self._async_transport = AsyncHttpTransport(provider="aks", timeout=timeout, max_response_bytes=bound)
         self._kube_client = kube_client
         self._api_key = api_key
         self._keys: dict[tuple[str, str], str] = {}

@@ -53,6 +53,7 @@ from endpointkit.adapters.local._state import (
 )
 from endpointkit.adapters.local._tritonserver import TritonServerProcess
 from endpointkit.errors import ProviderError
+from endpointkit.payloads import DEFAULT_MAX_INFLATED_BYTES
 from endpointkit.spec import Deployment, LocalTarget
 
 __all__ = ["KEY_HEADER", "LocalAdapter", "gpu_available"]
@@ -90,6 +91,9 @@ class LocalAdapter:
         target: the spec's local target section.
         target_name: the target's name in the spec.
         transport: the HTTP transport for health checks and inference (a pooled one by default).
+        async_transport: the asyncio transport of ``ainvoke`` (a pooled one by default).
+        max_response_bytes: the largest response body the default transports accept, inflated or not
+            (64 MiB by default; ``invoke_endpoint(..., max_response_bytes=N)`` passes it here).
         gpu_probe: answers whether a GPU is present (default: :func:`gpu_available`).
         launcher: starts one server (default: :meth:`TritonServerProcess.start`); tests may wrap it. It is
             given ``on_spawn``, to call with the server as soon as its process exists.
@@ -109,6 +113,7 @@ class LocalAdapter:
         target_name: str = "local",
         transport: HttpTransport | None = None,
         async_transport: AsyncHttpTransport | None = None,
+        max_response_bytes: int = DEFAULT_MAX_INFLATED_BYTES,
         gpu_probe: Callable[[], bool] | None = None,
         launcher: Launcher | None = None,
         stop_grace: float = 10.0,
@@ -117,8 +122,11 @@ class LocalAdapter:
         self.target_name = target_name
         self.root = state_root(target.state_dir)
         self.payload_protocol = "sagemaker" if target.sagemaker_protocol else "triton"
-        self._transport = transport or HttpTransport(provider="local")
-        self._async_transport = async_transport or AsyncHttpTransport(provider="local")
+        bound = max_response_bytes
+        self._transport = transport or HttpTransport(provider="local", max_response_bytes=bound)
+        self._async_transport = async_transport or AsyncHttpTransport(
+            provider="local", max_response_bytes=bound
+        )
         self._gpu_probe = gpu_probe or gpu_available
         # Triton waits for open keep-alive connections on SIGTERM: every pooled one is closed before a stop.
         self._servers = ServerSupervisor(

@@ -204,6 +204,8 @@ class ServerSupervisor:
         running = [process for server in servers for process in server.processes() if process_alive(*process)]
         for pid, _ in running:
             _signal(pid, signal.SIGTERM)
+            # A stopped process (SIGSTOP, a debugger) handles SIGTERM only once it runs again.
+            _signal(pid, signal.SIGCONT)
         remaining = self._wait_stopped(running, self.stop_grace)
         for pid, _ in remaining:
             logger.warning("pid %d did not stop within %.0fs: killing it", pid, self.stop_grace)
