@@ -17,11 +17,23 @@ __all__ = ["DEFAULT_POOL_SIZE", "ConnectionPool"]
 # SageMaker a boto3 client) on every request. A small bounded pool keyed by endpoint keeps them warm.
 DEFAULT_POOL_SIZE = 16
 
-_EndpointKey = tuple[str, str, str, str | None]
+_EndpointKey = tuple[str, str, str, str | None, tuple[tuple[str, Any], ...]]
 
 
-def _key(state: EndpointState) -> _EndpointKey:
-    return (state.kind, state.target, state.name, state.url)
+def _key(state: EndpointState, options: Mapping[str, Any] | None = None) -> _EndpointKey:
+    """The endpoint, and the adapter options it was made with: other options make another adapter (a call
+    asking for ``max_response_bytes=N`` must not get the adapter pooled by a call that did not)."""
+    made_with = tuple(sorted((name, _token(value)) for name, value in (options or {}).items()))
+    return (state.kind, state.target, state.name, state.url, made_with)
+
+
+def _token(value: Any) -> Any:
+    """``value`` itself when hashable, else its identity (a client factory, a credential object)."""
+    try:
+        hash(value)
+    except TypeError:
+        return ("id", id(value))
+    return value
 
 
 class ConnectionPool:
@@ -53,22 +65,25 @@ class ConnectionPool:
             return len(self._adapters)
 
     def adapter_for(self, state: EndpointState, options: Mapping[str, Any] | None = None) -> Adapter:
-        """The pooled adapter for ``state``'s endpoint, made on first use with ``options``."""
+        """The pooled adapter for ``state``'s endpoint and these ``options``, made on first use with them."""
+        key = _key(state, options)
         with self._lock:
-            pooled = self._adapters.get(_key(state))
+            pooled = self._adapters.get(key)
             if pooled is not None:
-                self._adapters.move_to_end(_key(state))
+                self._adapters.move_to_end(key)
                 return pooled
         # Made outside the lock: building a client can take a while and must not stall other endpoints.
-        return self.keep(state, self._connect(state, **dict(options or {})))
+        return self.keep(state, self._connect(state, **dict(options or {})), options)
 
-    def keep(self, state: EndpointState, adapter: Adapter) -> Adapter:
+    def keep(
+        self, state: EndpointState, adapter: Adapter, options: Mapping[str, Any] | None = None
+    ) -> Adapter:
         """Pool ``adapter`` for ``state``'s endpoint and return the adapter to use for it.
 
         When another thread pooled one for the same endpoint meanwhile, that one is kept and returned, and
         ``adapter`` is closed: an adapter in the pool may be serving a request, so it is never replaced.
         """
-        key = _key(state)
+        key = _key(state, options)
         with self._lock:
             pooled = self._adapters.get(key)
             if pooled is None:

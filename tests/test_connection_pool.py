@@ -38,8 +38,21 @@ def test_an_endpoint_keeps_one_adapter_between_calls() -> None:
 
     pool = ConnectionPool(connect=connect)
     first = pool.adapter_for(endpoint("a"), {"credential": "c"})
-    assert pool.adapter_for(endpoint("a")) is first
+    assert pool.adapter_for(endpoint("a"), {"credential": "c"}) is first
     assert len(made) == 1 and made[0].options == {"credential": "c"}
+
+
+def test_other_adapter_options_get_an_adapter_of_their_own() -> None:
+    """A call asking for ``max_response_bytes=N`` must not be served by an adapter made without it."""
+    pool = ConnectionPool(connect=Connection)
+    plain = pool.adapter_for(endpoint("a"))
+    bounded = pool.adapter_for(endpoint("a"), {"max_response_bytes": 1024})
+    factory = pool.adapter_for(endpoint("a"), {"client_factory": {"unhashable": True}})
+
+    assert len({id(plain), id(bounded), id(factory)}) == 3
+    assert bounded.options == {"max_response_bytes": 1024}  # type: ignore[attr-defined]
+    pool.forget("a")
+    assert plain.closed and bounded.closed and factory.closed  # type: ignore[attr-defined]
 
 
 def test_the_least_recently_used_endpoint_is_closed_beyond_the_bound() -> None:

@@ -82,7 +82,7 @@ def connect(
             code=state.status.value,
         )
     if adapter is None:
-        active = connection_pool.keep(state, active)
+        active = connection_pool.keep(state, active, options)
     return active, state, wanted
 
 
