@@ -18,7 +18,7 @@ from typing import Any
 from endpointkit._observations import LogRecord
 from endpointkit.adapters._log_records import select
 from endpointkit.adapters.sagemaker._errors import Caller
-from endpointkit.errors import EndpointKitError, NotFoundError
+from endpointkit.errors import NotFoundError
 
 __all__ = ["DEFAULT_POLL_INTERVAL", "FAILURE_LOG_LINES", "CloudWatchLogs", "log_group"]
 
@@ -102,7 +102,9 @@ class CloudWatchLogs:
                 kept.extend(page)
                 if number + 1 >= _FAILURE_MAX_PAGES:
                     break
-        except EndpointKitError as error:
+        except Exception as error:
+            # Any failure here (a client that cannot be made, a denied call, a missing group) must leave the
+            # error that SageMaker's FailureReason makes untouched.
             logger.info("no CloudWatch lines for failed endpoint %s: %s", endpoint, error)
             return []
         ordered = sorted(kept, key=lambda event: int(event.get("timestamp", 0)))
