@@ -107,7 +107,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _add_spec_command(
-    commands: _Commands, name: str, help_text: str, *, fleet_capable: bool = False
+    commands: _Commands,
+    name: str,
+    help_text: str,
+    *,
+    fleet_capable: bool = False,
+    json_help: str = "print one JSON document on stdout",
 ) -> argparse.ArgumentParser:
     """A command on one spec file, or (``fleet_capable``) on several files or folders run in parallel."""
     command = commands.add_parser(name, help=help_text, description=help_text)
@@ -128,7 +133,7 @@ def _add_spec_command(
     else:
         command.add_argument("spec", help="the spec file (YAML)")
     command.add_argument("--target", help="which of the spec's targets (needed when it has several)")
-    command.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    command.add_argument("--json", action="store_true", help=json_help)
     return command
 
 
@@ -254,6 +259,7 @@ def _add_logs_command(commands: _Commands) -> None:
         commands,
         "logs",
         "Print the endpoint's log lines, every replica interleaved by time: TIME VARIANT/REPLICA LINE. Read-only.",
+        json_help="print one JSON record per line on stdout",
     )
     logs.add_argument("--variant", help="only this variant's replicas")
     logs.add_argument("--since", metavar="DURATION", help="only lines written in the last DURATION, e.g. 10m")
