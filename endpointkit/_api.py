@@ -271,6 +271,10 @@ class LogStream(Iterator[LogRecord]):
         try:
             if callable(closer):
                 closer()
+        except ValueError:
+            # "generator already executing": another thread is reading it (the CLI's follow reader, a daemon
+            # thread that ends with the process); the adapter below is closed all the same.
+            pass
         finally:
             self._resources.close()
 

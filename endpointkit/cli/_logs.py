@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from queue import Queue
 
 import orjson
 
@@ -13,6 +16,9 @@ from endpointkit.errors import EXIT_OK, UsageError
 from endpointkit.spec import parse_duration
 
 __all__ = ["_cmd_logs"]
+
+# Records a follow reads ahead of what the terminal has printed.
+_QUEUED_RECORDS = 1024
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
@@ -27,11 +33,41 @@ def _cmd_logs(args: argparse.Namespace) -> int:
         previous=args.previous,
     )
     with records:
-        for record in records:
+        for record in _following(records) if args.follow else records:
             sys.stdout.write(_json_line(record) if args.json else _human_line(record))
             if args.follow:
                 sys.stdout.flush()
     return EXIT_OK
+
+
+def _following(records: Iterator[LogRecord]) -> Iterator[LogRecord]:
+    """The records of a follow, read by a worker thread while this one only waits for them.
+
+    Ctrl-C raises KeyboardInterrupt wherever the main thread is: inside the reader's own code it can land in a
+    finalizer, where Python prints and drops it, and the follow would go on polling. Waiting on a queue, the
+    main thread always takes it. The reader is a daemon thread: it ends with the process.
+    """
+    queue: Queue[tuple[bool, LogRecord | BaseException | None]] = Queue(maxsize=_QUEUED_RECORDS)
+
+    def read() -> None:
+        try:
+            for record in records:
+                queue.put((True, record))
+            queue.put((False, None))
+        except BaseException as error:  # handed to the main thread, which raises it
+            queue.put((False, error))
+
+    threading.Thread(target=read, name="endpointkit-logs-follow", daemon=True).start()
+    while True:
+        is_record, item = queue.get()
+        if is_record:
+            assert isinstance(item, LogRecord)
+            yield item
+        elif item is None:
+            return
+        else:
+            assert isinstance(item, BaseException)
+            raise item
 
 
 def _since(text: str | None) -> datetime | None:
