@@ -24,18 +24,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks._report import report
 
 __all__ = ["Row", "main", "run"]
 
@@ -286,13 +287,14 @@ def main(argv: list[str] | None = None) -> None:
         max_concurrency=arguments.max_concurrency,
     )
     table = rows(result)
-    if arguments.json:
-        print(json.dumps({"rows": [asdict(row) for row in table], "raw": result}, indent=2))
+    if not report(
+        "asyncio invoke on one tritonserver, quickstart",
+        result,
+        table,
+        format_table(table),
+        as_json=arguments.json,
+    ):
         return
-    before = ", ".join(f"{value:.2f}" for value in result["loadavg_before"])
-    after = ", ".join(f"{value:.2f}" for value in result["loadavg_after"])
-    print(f"asyncio invoke on one tritonserver, quickstart (load average {before} -> {after})")
-    print(format_table(table))
     for side, values in result["throughput"].items():
         print(f"{side} rounds (req/s): " + ", ".join(f"{value:.0f}" for value in values))
 

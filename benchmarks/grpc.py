@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import json
 import os
 import queue
 import statistics
@@ -36,13 +35,13 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmarks._identity_repo import IDENTITY_MODEL, write_identity_repository
+from benchmarks._report import report
 from benchmarks.local import Row, format_table
 
 __all__ = ["main", "rows", "run"]
@@ -351,13 +350,14 @@ def main(argv: list[str] | None = None) -> None:
     arguments = parser.parse_args([] if argv is None else argv)
     result = run(large_runs=arguments.large_runs, requests=arguments.requests, streams=arguments.streams)
     table = rows(result)
-    if arguments.json:
-        print(json.dumps({"rows": [asdict(row) for row in table], "raw": result}, indent=2))
+    if not report(
+        "gRPC transport vs tritonclient.grpc on one tritonserver",
+        result,
+        table,
+        format_table(table),
+        as_json=arguments.json,
+    ):
         return
-    before = ", ".join(f"{value:.2f}" for value in result["loadavg_before"])
-    after = ", ".join(f"{value:.2f}" for value in result["loadavg_after"])
-    print(f"gRPC transport vs tritonclient.grpc on one tritonserver (load average {before} -> {after})")
-    print(format_table(table), flush=True)
     if result["rss"]:
         print("client RSS samples (MiB): " + ", ".join(f"{value / 2**20:.1f}" for value in result["rss"]))
 

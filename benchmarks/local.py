@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import sys
@@ -37,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,6 +45,7 @@ import numpy as np
 import yaml
 
 from benchmarks._identity_repo import IDENTITY_MODEL, write_identity_repository
+from benchmarks._report import report
 
 __all__ = ["Row", "main", "run"]
 
@@ -432,13 +432,14 @@ def main(argv: list[str] | None = None) -> None:
         large_runs=arguments.large_runs,
     )
     table = rows(result)
-    if arguments.json:
-        print(json.dumps({"rows": [asdict(row) for row in table], "raw": result}, indent=2))
+    if not report(
+        "local target vs tritonclient.http on one tritonserver",
+        result,
+        table,
+        format_table(table),
+        as_json=arguments.json,
+    ):
         return
-    before = ", ".join(f"{value:.2f}" for value in result["loadavg_before"])
-    after = ", ".join(f"{value:.2f}" for value in result["loadavg_after"])
-    print(f"local target vs tritonclient.http on one tritonserver (load average {before} -> {after})")
-    print(format_table(table), flush=True)
     print(
         "throughput runs (req/s): ours "
         + ", ".join(f"{value:.0f}" for value in result["throughput"]["ours"])
