@@ -29,6 +29,8 @@ def test_an_interrupt_reaches_a_follow_even_where_the_reader_would_lose_it() -> 
                 time.sleep(0.01)
         yield from ()
 
+    # Python's own handler, whatever this process inherited: a shell runs a background job with SIGINT ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     interrupt = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
     give_up = threading.Timer(30.0, done.set)
     interrupt.start()
@@ -41,6 +43,7 @@ def test_an_interrupt_reaches_a_follow_even_where_the_reader_would_lose_it() -> 
         done.set()
         interrupt.cancel()
         give_up.cancel()
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_a_follow_passes_on_its_records_and_the_readers_error() -> None:

@@ -122,13 +122,19 @@ def test_follow_yields_lines_written_after_it_started(served: Served) -> None:
 @pytest.mark.triton
 def test_follow_ends_on_ctrl_c_with_exit_130_and_no_traceback(served: Served) -> None:
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "endpointkit", "logs", str(served.spec_file), "--follow", "--tail", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=environment,
-        text=True,
-    )
+    # A child inherits an ignored SIGINT (a shell runs background jobs so, CI runners too), and Python then
+    # leaves Ctrl-C ignored; with a handler set here, the child starts with SIGINT at its default.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "endpointkit", "logs", str(served.spec_file), "--follow", "--tail", "1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=environment,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         assert process.stdout is not None
         first = process.stdout.readline()  # printed once the follow runs
