@@ -33,7 +33,7 @@ def spec_error(
     messages: list[str] = []
     first_field: str | None = None
     first_line: int | None = None
-    for error in exc.errors():
+    for error in _chosen_branches(exc.errors()):
         location = _clean_location(error["loc"])
         field = _format_location(location)
         line = _nearest_line(location, lines)
@@ -44,11 +44,39 @@ def spec_error(
     return SpecError("\n".join(messages), field=first_field, line=first_line)
 
 
+# Error types that only say "the value is not of this union member's kind": a string given where a mapping
+# member was tried, or a mapping where a literal was.
+_NOT_A_MAPPING = frozenset({"model_type", "model_attributes_type", "dict_type"})
+
+
+def _union_member(part: int | str) -> bool:
+    # pydantic names the member it tried in the location: "literal['auto','off']", "AksTls",
+    # "function-after[_one(), RolloutStrategy]"; spec keys are lower-case words.
+    return isinstance(part, str) and ("[" in part or part[:1].isupper())
+
+
+def _chosen_branches(errors: list[Any]) -> list[Any]:
+    """Only the errors of union members of the value's own kind: a mapping given for ``rollout`` is not
+    reported as "not one of 'all_at_once'", nor a misspelt string as "not a mapping"."""
+    kept = []
+    for error in errors:
+        in_union = any(_union_member(part) for part in error["loc"])
+        if in_union and isinstance(error.get("input"), str) and error["type"] in _NOT_A_MAPPING:
+            continue
+        if in_union and isinstance(error.get("input"), Mapping) and error["type"] == "literal_error":
+            continue
+        kept.append(error)
+    return kept or errors
+
+
 def _clean_location(location: tuple[int | str, ...]) -> tuple[str | int, ...]:
-    # Discriminated unions insert the tag ("sagemaker") into the location; drop it so paths match the file.
+    # Discriminated unions insert the tag ("sagemaker") into the location, other unions the member they tried;
+    # drop both so paths match the file.
     cleaned: list[str | int] = []
     for index, part in enumerate(location):
         if index >= 2 and location[0] == "targets" and index == 2 and part in ("local", "sagemaker", "aks"):
+            continue
+        if _union_member(part):
             continue
         cleaned.append(part)
     return tuple(cleaned)

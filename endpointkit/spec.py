@@ -30,18 +30,23 @@ from endpointkit.modelrepo import is_remote_repository, load_repository
 __all__ = [
     "AksNodePool",
     "AksTarget",
+    "AksTls",
     "Autoscaling",
     "Deployment",
     "LocalTarget",
     "ModelSection",
+    "RolloutSteps",
+    "RolloutStrategy",
     "SageMakerTarget",
     "Spec",
     "Target",
     "Timeouts",
     "Variant",
     "VariantOverride",
+    "VerifyCheck",
     "load_spec",
     "parse_duration",
+    "parse_percent",
     "spec_from_dict",
 ]
 
@@ -72,6 +77,26 @@ def parse_duration(value: object) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%?\s*$")
+
+
+def parse_percent(value: object) -> float:
+    """A share in percent from ``10``, ``"10%"`` or ``"12.5 %"``.
+
+    Raises:
+        ValueError: the value is not a number of percent (pydantic turns it into a field error).
+    """
+    if isinstance(value, bool):
+        raise ValueError("expected a percentage such as 10%")
+    if isinstance(value, int | float):
+        return float(value)
+    match = _PERCENT.match(str(value))
+    if match is None:
+        raise ValueError(f"{value!r} is not a percentage: write a number with %, such as 10%")
+    return float(match.group(1))
+
+
+Percent = Annotated[float, BeforeValidator(parse_percent)]
 _NAME = r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"
 _QUANTITY = r"^\d+(?:\.\d+)?(?:Ki|Mi|Gi|Ti|k|M|G|T)?$"
 
@@ -237,6 +262,38 @@ class AksFpga(_Model):
     resource_name: str | None = None
 
 
+class AksTls(_Model):
+    """A certificate the user brings: a PEM pair (``cert_file``, ``key_file``, relative to the spec file's
+    folder), or a certificate kept in Azure Key Vault for a Gateway class that reads Key Vault itself."""
+
+    cert_file: str | None = Field(default=None, min_length=1)
+    key_file: str | None = Field(default=None, min_length=1)
+    key_vault_certificate: str | None = Field(
+        default=None,
+        pattern=r"^https://[a-zA-Z0-9-]{3,24}\.vault\.azure\.(net|cn|us)/(certificates|secrets)/[a-zA-Z0-9-]{1,127}(/[0-9a-f]{32})?/?$",
+        description="https://VAULT.vault.azure.net/certificates/NAME[/VERSION]",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AksTls:
+        files = self.cert_file is not None or self.key_file is not None
+        if files and self.key_vault_certificate is not None:
+            raise ValueError("tls takes cert_file and key_file, or key_vault_certificate, not both")
+        if not files and self.key_vault_certificate is None:
+            raise ValueError("tls needs cert_file and key_file, or key_vault_certificate (or write tls: auto)")
+        if files and (self.cert_file is None or self.key_file is None):
+            missing = "key_file" if self.key_file is None else "cert_file"
+            raise ValueError(f"tls.{missing} is missing: give both cert_file and key_file (PEM files)")
+        return self
+
+    @property
+    def from_files(self) -> bool:
+        return self.cert_file is not None
+
+
+_DNS_NAME = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$"
+
+
 class AksTarget(_TargetBase):
     """A Triton Deployment and Service on an Azure Kubernetes Service cluster with an accelerator node pool."""
 
@@ -253,15 +310,111 @@ class AksTarget(_TargetBase):
     storage_secret: str | None = None
     fpga: AksFpga = Field(default_factory=AksFpga)
     api_key: bool = False
+    #: the Gateway API class that terminates TLS and routes to the variants
+    gateway_class: str = Field(default="approuting-istio", pattern=_NAME, max_length=253)
+    #: an existing Gateway (``NAME`` or ``NAMESPACE/NAME``) to attach the routes to, instead of creating one
+    gateway: str | None = Field(default=None, pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?/)?[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+    tls: Literal["auto", "off"] | AksTls = "auto"
+    #: the DNS name clients call; default: the Azure DNS label of the Gateway's public IP
+    host: str | None = Field(default=None, pattern=_DNS_NAME, max_length=253)
+    exposure: Literal["public", "internal"] = "public"
+    #: whether endpointkit may enable the Gateway API add-on on an existing cluster that lacks it
+    allow_addon_changes: bool = False
 
     @model_validator(mode="after")
     def _location(self) -> AksTarget:
         if self.create_cluster and not self.location:
             raise ValueError("location is required when create_cluster is true, e.g. location: eastus")
+        if self.exposure == "internal" and self.host is None and self.gateway is None:
+            raise ValueError(
+                "exposure: internal needs host: an internal load balancer has no Azure DNS label, so name the "
+                "DNS name you point at it (e.g. host: triton.corp.example.com)"
+            )
+        if isinstance(self.tls, AksTls) and self.tls.from_files and self.host is None:
+            raise ValueError(
+                "tls.cert_file needs host: the DNS name the certificate covers (e.g. host: triton.example.com)"
+            )
         return self
 
 
 Target = Annotated[LocalTarget | SageMakerTarget | AksTarget, Field(discriminator="kind")]
+
+
+class VerifyCheck(_Model):
+    """A golden check run against a new version before it takes traffic (and by ``endpointkit verify``).
+
+    ``inputs`` and ``expect`` name files relative to the spec file: inputs are read as ``invoke --input`` reads
+    them, expectations are ``.npy`` or ``.json`` and compared with ``rtol`` / ``atol``. ``repeat`` with
+    ``max_p99`` bounds the latency; ``python: module:function`` is called with an ``invoke(inputs)`` function
+    and fails the check by raising.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    model: str | None = None
+    inputs: dict[str, str] = Field(default_factory=dict)
+    expect: dict[str, str] = Field(default_factory=dict)
+    rtol: float = Field(default=1.0e-3, ge=0)
+    atol: float = Field(default=1.0e-5, ge=0)
+    repeat: int = Field(default=1, ge=1, le=10000)
+    max_p99: Duration | None = None
+    python: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+    @model_validator(mode="after")
+    def _something_to_check(self) -> VerifyCheck:
+        if self.python is None and not self.inputs:
+            raise ValueError(
+                f"check {self.name!r} checks nothing: give it inputs (with expect or max_p99) or python: module:function"
+            )
+        if self.expect and not self.inputs:
+            raise ValueError(f"check {self.name!r} has expect but no inputs: add the inputs that produce it")
+        if self.max_p99 is not None and not self.inputs:
+            raise ValueError(f"check {self.name!r} has max_p99 but no inputs to time: add inputs")
+        return self
+
+
+class RolloutSteps(_Model):
+    """Traffic moved to the new version in steps: ``step`` percent at a time, ``wait`` between steps, rolled
+    back when the checks fail or an alarm (``max_error_rate``, ``max_p99``) fires on the endpoint."""
+
+    step: Percent = Field(ge=1, le=100)
+    wait: Duration = 300.0
+    max_error_rate: Percent | None = Field(default=None, ge=0, le=100)
+    max_p99: Duration | None = None
+
+
+class RolloutStrategy(_Model):
+    """``canary``: one step, then the rest; ``linear``: equal steps until 100 %."""
+
+    canary: RolloutSteps | None = None
+    linear: RolloutSteps | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> RolloutStrategy:
+        if (self.canary is None) == (self.linear is None):
+            raise ValueError("rollout takes one of canary: {step, wait} or linear: {step, wait}")
+        return self
+
+    @property
+    def kind(self) -> Literal["canary", "linear"]:
+        return "canary" if self.canary is not None else "linear"
+
+    @property
+    def steps(self) -> RolloutSteps:
+        chosen = self.canary or self.linear
+        assert chosen is not None
+        return chosen
+
+    def percentages(self) -> tuple[float, ...]:
+        """The new version's share of traffic after each step, ending at 100."""
+        step = self.steps.step
+        if self.kind == "canary":
+            return (step, 100.0) if step < 100 else (100.0,)
+        shares: list[float] = []
+        share = step
+        while share < 100:
+            shares.append(round(share, 6))
+            share += step
+        return (*shares, 100.0)
 
 
 class Spec(_Model):
@@ -275,6 +428,8 @@ class Spec(_Model):
     timeouts: Timeouts = Field(default_factory=Timeouts)
     tags: dict[str, str] = Field(default_factory=dict)
     targets: dict[str, Target] = Field(default_factory=lambda: _default_targets())
+    verify: list[VerifyCheck] = Field(default_factory=list)
+    rollout: Literal["all_at_once"] | RolloutStrategy = "all_at_once"
     base_dir: Path = Field(default=Path("."), exclude=True, repr=False)
 
     @model_validator(mode="after")
@@ -287,6 +442,10 @@ class Spec(_Model):
             raise ValueError("variant weights add up to 0: give at least one variant a positive weight")
         if not self.targets:
             raise ValueError("targets is empty: add one, e.g. targets: {local: {kind: local}}")
+        checks = [check.name for check in self.verify]
+        repeated = sorted({name for name in checks if checks.count(name) > 1})
+        if repeated:
+            raise ValueError(f"verify check names must be unique; repeated: {', '.join(repeated)}")
         for target_name, target in self.targets.items():
             unknown = sorted(set(target.variants) - set(names))
             if unknown:
@@ -326,12 +485,15 @@ class Spec(_Model):
     def canonical_json(self) -> bytes:
         """The spec as sorted JSON without its location on disk: the input of every content hash.
 
-        A target's ``transport`` is left out: it says how clients call the endpoint, not what is deployed, so
-        changing it (or reading a spec written before the key existed) changes no hash and no tag.
+        A target's ``transport``, the ``verify`` checks and the ``rollout`` strategy are left out: they say how
+        clients call the endpoint and how a version is proven and moved in, not what is deployed, so changing
+        them (or reading a spec written before the keys existed) changes no hash and no tag.
         """
         document = self.model_dump(mode="json", by_alias=True)
         for target in document["targets"].values():
             target.pop("transport", None)
+        document.pop("verify", None)
+        document.pop("rollout", None)
         return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
 
 
@@ -498,6 +660,7 @@ _SECTION_MODELS: dict[str, type[BaseModel]] = {
     "variants": Variant,
     "autoscaling": Autoscaling,
     "timeouts": Timeouts,
+    "verify": VerifyCheck,
 }
 
 
@@ -507,6 +670,8 @@ def _allowed_keys(parent: tuple[str | int, ...], data: Mapping[str, Any]) -> lis
         model = Spec
     elif parent[0] in _SECTION_MODELS and len(parent) <= 2:
         model = _SECTION_MODELS[str(parent[0])]
+    elif parent[0] == "rollout":
+        model = RolloutStrategy if len(parent) == 1 else RolloutSteps
     elif parent[0] == "targets" and len(parent) == 2:
         raw = data.get("targets", {}).get(parent[1], {})
         kind = raw.get("kind") if isinstance(raw, dict) else None
@@ -523,6 +688,7 @@ def _allowed_keys(parent: tuple[str | int, ...], data: Mapping[str, Any]) -> lis
             "serverless": SageMakerServerless,
             "async": SageMakerAsync,
             "fpga": AksFpga,
+            "tls": AksTls,
         }
         model = nested.get(str(parent[2]))
     elif parent[0] == "targets" and len(parent) == 4 and parent[2] == "variants":
