@@ -42,6 +42,7 @@ from endpointkit.errors import (
     TerraformQueryError,
     UnsupportedCapabilityError,
     UsageError,
+    VerificationError,
 )
 from endpointkit.invoke import ainvoke_endpoint, ainvoke_stream, invoke_endpoint, invoke_stream
 from endpointkit.payloads import InferRequest, InferResponse, RequestedOutput, Tensor
@@ -64,6 +65,7 @@ __all__ = [
     "EndpointState",
     "EndpointStatus",
     "FleetCancelled",
+    "VerificationError",
     "InferRequest",
     "InferResponse",
     "InvalidRequestError",

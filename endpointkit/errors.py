@@ -18,6 +18,7 @@
      │    ├── InvalidRequestError            the endpoint refused the request's inputs or model (HTTP 400 or 404)
      │    └── AuthError                      credentials missing, expired or not allowed
      ├── ProvisionTimeout                    a bounded wait ran out: .last_state
+ ├── VerificationError                   a golden check or rollout alarm failed on a new version: .check .detail
      └── FleetCancelled                      a fleet was interrupted: raised inside its running jobs so they unwind
 
 SDK exceptions never escape an adapter: each adapter maps them to this tree in one place.
@@ -57,6 +58,7 @@ __all__ = [
     "TerraformQueryError",
     "UnsupportedCapabilityError",
     "UsageError",
+    "VerificationError",
     "exit_code",
 ]
 
@@ -190,6 +192,31 @@ class ProvisionTimeout(EndpointKitError):
     def __init__(self, message: str, *, last_state: EndpointState | None = None) -> None:
         super().__init__(message)
         self.last_state = last_state
+
+
+class VerificationError(EndpointKitError):
+    """A check of the spec's ``verify`` section (or a rollout alarm) failed against a new version.
+
+    ``check`` names the check, ``output`` the output it compared (None for latency, alarms and ``python:``
+    checks), ``detail`` what was seen: the largest difference and where, the p99 against its bound, or the
+    check's own message. ``subject`` says which version was checked (``candidate of endpoint X on local``).
+    The rollout that raised it left the previous version serving.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        check: str,
+        detail: str,
+        output: str | None = None,
+        subject: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.check = check
+        self.detail = detail
+        self.output = output
+        self.subject = subject
 
 
 class FleetCancelled(EndpointKitError):

@@ -280,7 +280,9 @@ class AksTls(_Model):
         if files and self.key_vault_certificate is not None:
             raise ValueError("tls takes cert_file and key_file, or key_vault_certificate, not both")
         if not files and self.key_vault_certificate is None:
-            raise ValueError("tls needs cert_file and key_file, or key_vault_certificate (or write tls: auto)")
+            raise ValueError(
+                "tls needs cert_file and key_file, or key_vault_certificate (or write tls: auto)"
+            )
         if files and (self.cert_file is None or self.key_file is None):
             missing = "key_file" if self.key_file is None else "cert_file"
             raise ValueError(f"tls.{missing} is missing: give both cert_file and key_file (PEM files)")
@@ -313,7 +315,9 @@ class AksTarget(_TargetBase):
     #: the Gateway API class that terminates TLS and routes to the variants
     gateway_class: str = Field(default="approuting-istio", pattern=_NAME, max_length=253)
     #: an existing Gateway (``NAME`` or ``NAMESPACE/NAME``) to attach the routes to, instead of creating one
-    gateway: str | None = Field(default=None, pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?/)?[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+    gateway: str | None = Field(
+        default=None, pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?/)?[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+    )
     tls: Literal["auto", "off"] | AksTls = "auto"
     #: the DNS name clients call; default: the Azure DNS label of the Gateway's public IP
     host: str | None = Field(default=None, pattern=_DNS_NAME, max_length=253)

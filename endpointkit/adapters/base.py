@@ -10,7 +10,7 @@ and sends inference requests. It knows nothing of plans or rollback: the provisi
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -53,10 +53,15 @@ __all__ = [
     "Resource",
     "ResourceKind",
     "VariantState",
+    "VerifyHook",
     "required_capabilities",
 ]
 
 ResourceKind = Literal["model", "endpoint_config", "endpoint"]
+
+#: Runs the spec's ``verify`` checks against a candidate version: called with an :class:`EndpointState` that the
+#: adapter can invoke and that reaches only the candidate; raises ``VerificationError`` when a check fails.
+VerifyHook = Callable[[EndpointState], None]
 
 
 class Capability(enum.Enum):
@@ -180,9 +185,19 @@ class Adapter(Protocol):
         ...
 
     def update_endpoint(
-        self, deployment: Deployment, desired: DesiredState, *, progress: Progress | None = None
+        self,
+        deployment: Deployment,
+        desired: DesiredState,
+        *,
+        progress: Progress | None = None,
+        verify: VerifyHook | None = None,
     ) -> None:
-        """Move the existing endpoint to ``desired.config`` blue/green and wait until the new one serves."""
+        """Move the existing endpoint to ``desired.config`` blue/green and wait until the new one serves.
+
+        ``verify``, when given, is called with a state that reaches only the new version, once it is ready and
+        before it takes any traffic; when it raises, the previous version keeps serving, what the update made is
+        removed, and the error propagates.
+        """
         ...
 
     def delete(
