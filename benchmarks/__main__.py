@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, str] = {
     "aio": "asyncio invoke throughput on a local tritonserver against tritonclient.http.aio",
     "grpc": "the gRPC transport on a real tritonserver against tritonclient.grpc",
     "day2": "status --metrics: wall time on a local endpoint, API calls per SageMaker endpoint on moto",
+    "verify": "time the quickstart's verify checks add to apply on a real tritonserver",
 }
 
 

@@ -20,6 +20,7 @@ from endpointkit._api import (
     reap,
     status,
     validate,
+    verify,
 )
 from endpointkit._observations import Drift, EndpointMetrics, LogRecord, VariantMetrics
 from endpointkit._wait import ProgressEvent
@@ -48,6 +49,7 @@ from endpointkit.invoke import ainvoke_endpoint, ainvoke_stream, invoke_endpoint
 from endpointkit.payloads import InferRequest, InferResponse, RequestedOutput, Tensor
 from endpointkit.provisioners import Change, Plan
 from endpointkit.spec import Deployment, Spec, load_spec
+from endpointkit.verification import VerificationReport
 
 __version__ = "0.1.0"
 
@@ -65,7 +67,6 @@ __all__ = [
     "EndpointState",
     "EndpointStatus",
     "FleetCancelled",
-    "VerificationError",
     "InferRequest",
     "InferResponse",
     "InvalidRequestError",
@@ -90,6 +91,8 @@ __all__ = [
     "ValidationReport",
     "VariantMetrics",
     "VariantState",
+    "VerificationError",
+    "VerificationReport",
     "ainvoke_endpoint",
     "ainvoke_stream",
     "apply",
@@ -103,4 +106,5 @@ __all__ = [
     "reap",
     "status",
     "validate",
+    "verify",
 ]

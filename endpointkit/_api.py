@@ -34,6 +34,7 @@ from endpointkit.errors import (
     CostLimitExceeded,
     EndpointKitError,
     MissingDependencyError,
+    NotFoundError,
     SpecError,
     UnsupportedCapabilityError,
     UsageError,
@@ -51,6 +52,14 @@ from endpointkit.provisioners import (
 from endpointkit.provisioners.reap import ReapOutcome, ReapReport, time_left
 from endpointkit.provisioners.reap import reap as reap_expired
 from endpointkit.spec import Deployment, Spec, load_spec
+from endpointkit.verification import (
+    VerificationReport,
+    endpoint_invoker,
+    load_checks,
+    record_checks,
+    run_checks,
+    verify_hook,
+)
 
 __all__ = [
     "LogStream",
@@ -75,6 +84,7 @@ __all__ = [
     "status",
     "time_left",
     "validate",
+    "verify",
 ]
 
 SpecLike = Deployment | Spec | str | os.PathLike[str]
@@ -155,7 +165,9 @@ def apply(
 ) -> EndpointState:
     """Create or update the endpoint and block until it serves (bounded by the spec's timeouts).
 
-    An unchanged spec makes no mutating call. An update is blue/green. On failure everything this run created
+    An unchanged spec makes no mutating call. An update is blue/green: the spec's ``verify`` checks run against
+    the new version before it takes any traffic (a new endpoint is checked once it serves), and a failed check
+    raises ``VerificationError`` with the previous version still serving. On failure everything this run created
     is deleted, what existed before is left serving, and the provider's reason is raised. With ``dry_run`` the
     endpoint is applied to an in-memory target; with ``max_hourly_cost`` (USD) a spec whose estimated on-demand
     cost per hour is above it, or unknown, is refused before any call.
@@ -169,7 +181,9 @@ def apply(
     if max_hourly_cost is not None:
         _check_cost_limit(deployment, max_hourly_cost)
     with _adapter_for(deployment, adapter, options, dry_run=dry_run) as active:
-        state = apply_plan(deployment, active, make_plan(deployment, active), progress=progress)
+        # Made before planning: the check files are read now, so a bad one fails before anything starts.
+        hook = None if dry_run else verify_hook(deployment, active, progress=progress)
+        state = apply_plan(deployment, active, make_plan(deployment, active), progress=progress, verify=hook)
     return _with_invoke_settings(state, deployment)
 
 
@@ -359,6 +373,58 @@ def model_info(deployment: Deployment, model: str | None = None) -> ModelInfo | 
     return repository.models.get(name)
 
 
+# ------------------------------------------------------------------------------------------------ verify
+
+
+def verify(
+    spec: SpecLike,
+    target: str | None = None,
+    *,
+    record: bool = False,
+    adapter: Adapter | None = None,
+    progress: Progress | None = None,
+    **options: Any,
+) -> VerificationReport:
+    """Run the spec's ``verify`` checks against the serving endpoint, or with ``record`` write their ``expect``
+    files from its answers. Blocks for the requests; changes nothing on the target.
+
+    Every input, expectation and ``python:`` function is read before the endpoint is called. Without ``record``
+    the checks stop at the first failure; ``progress`` gets one event per check as it ends.
+
+    Returns:
+        One result per check (with ``record``: per check that has ``expect``, and the paths written).
+
+    Raises:
+        SpecError: the spec has no checks, or one of its files or names is wrong (see ``load_checks``).
+        NotFoundError: the endpoint does not exist or is not IN_SERVICE.
+        VerificationError: a check failed, naming it, the output, the largest difference and where, or the p99.
+        ProviderError: a request failed.
+    """
+    deployment = resolve(spec, target)
+    if not deployment.spec.verify:
+        raise SpecError(
+            f"{deployment.name} has no verify checks: add a verify section with inputs and expect, max_p99 or "
+            "python: module:function",
+            field="verify",
+        )
+    checks = load_checks(deployment, read_expectations=not record)
+    with _adapter_for(deployment, adapter, options) as active:
+        state = read_status(deployment, active)
+        if state is None or state.status is not EndpointStatus.IN_SERVICE:
+            seen = "NOT_FOUND" if state is None else state.status.value
+            raise NotFoundError(
+                f"endpoint {deployment.name} on {deployment.target_name} is {seen}: verify checks a serving "
+                "endpoint; run `endpointkit apply` first",
+                provider=deployment.kind,
+                operation="verify",
+                code=seen,
+            )
+        invoke = endpoint_invoker(state, active)
+        subject = f"endpoint {state.name} on {deployment.target_name}"
+        run = record_checks if record else run_checks
+        return run(checks, invoke, subject=subject, progress=progress)
+
+
 # ------------------------------------------------------------------------------------------------ validate
 
 
@@ -409,6 +475,7 @@ def validate(
     else:
         names = [source.target_name] if isinstance(source, Deployment) else list(source.targets)
     deployments = [resolve(source, name) for name in names]
+    load_checks(deployments[0])  # the verify section's files, python checks and output names; no endpoint call
     checks = {
         deployment.target_name: _target_checks(deployment, adapter, options) for deployment in deployments
     }

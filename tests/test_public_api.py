@@ -23,6 +23,8 @@ def test_all_is_sorted_and_complete() -> None:
         "InferResponse",
         "SpecError",
         "validate",
+        "verify",
+        "VerificationReport",
         "reap",
         "UsageError",
     ):

@@ -16,7 +16,8 @@
   every read (https://github.com/grpc/grpc/pull/17893); against channels without keep-alive (tritonclient's
   default) that cost stayed within the run-to-run noise of ``benchmarks/grpc.py``.
 - TLS: the server certificate is checked against the endpoint's own CA when it has one, else the bundle named by
-  ``SSL_CERT_FILE`` or ``REQUESTS_CA_BUNDLE``, else the system trust store (:func:`trusted_roots`).
+  ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE`` or ``SSL_CERT_FILE``, else the system trust store
+  (:func:`trusted_roots`, reading the variables as :mod:`~endpointkit.adapters._tls_context` does for HTTP).
 - The endpoint key travels as call metadata (``triton-grpc-protocol-KEY``), which Triton's
   ``--grpc-restricted-protocol=inference:KEY=VALUE`` checks.
 - grpcio hands over the bytes it received: the codec in ``endpointkit.payloads._grpc`` serializes requests
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
+import re
 import ssl
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -40,6 +41,7 @@ from types import ModuleType
 from typing import Any
 
 from endpointkit._lazy import require
+from endpointkit.adapters._tls_context import CA_BUNDLE_VARIABLES, read_environment_bundle
 from endpointkit.errors import AuthError, InvalidRequestError, ProviderError
 from endpointkit.payloads import InferResponse
 from endpointkit.payloads._grpc import (
@@ -72,9 +74,6 @@ CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 """Options of every channel (see the module docstring for why each value)."""
 
-CA_BUNDLE_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
-"""Environment variables naming a CA bundle, in the order they are read."""
-
 RESTRICTED_KEY_PREFIX = "triton-grpc-protocol-"
 """Triton reads the key of ``--grpc-restricted-protocol=GROUPS:KEY=VALUE`` from the metadata named with this prefix
 and KEY (server docs/customization_guide/inference_protocols.md, "Limit endpoint access")."""
@@ -84,37 +83,43 @@ and KEY (server docs/customization_guide/inference_protocols.md, "Limit endpoint
 _RESTRICTED_PREFIX = "This protocol is restricted"
 # gRPC core reports a failed TLS handshake as UNAVAILABLE: only the text tells it from a server that is down.
 _TLS_FAILURES = ("CERTIFICATE_VERIFY_FAILED", "Ssl handshake failed", "Handshake failed")
+# gRPC core checks the host name itself, after the handshake (seen with grpcio 1.85: "Custom verification check
+# failed with error: UNAUTHENTICATED: Hostname Verification Check failed.").
+_HOSTNAME_FAILURE = "Hostname Verification Check failed"
+# BoringSSL's reason follows the error name: "...:CERTIFICATE_VERIFY_FAILED: certificate has expired: ..."
+_VERIFY_REASON = re.compile(r"CERTIFICATE_VERIFY_FAILED: ([^:]+)")
 
 
 def trusted_roots(ca_certificate: bytes | str | None = None) -> bytes | None:
     """The PEM roots a TLS channel verifies the server against.
 
-    ``ca_certificate`` (the endpoint's own CA) when given; else the file named by ``SSL_CERT_FILE`` or
-    ``REQUESTS_CA_BUNDLE``; else the system trust store OpenSSL is configured with; ``None`` when there is none
-    (gRPC then uses the roots it ships).
+    ``ca_certificate`` (the endpoint's own CA) when given; else the file named by a CA bundle variable
+    (:data:`CA_BUNDLE_VARIABLES`, read as the HTTP transports read them); else the system trust store OpenSSL is
+    configured with; ``None`` when there is none (gRPC then uses the roots it ships).
 
     Raises:
         ProviderError: a CA bundle variable names a file that cannot be read (``code="CaBundleUnreadable"``).
     """
     if ca_certificate:
         return ca_certificate.encode("ascii") if isinstance(ca_certificate, str) else bytes(ca_certificate)
-    for variable in CA_BUNDLE_VARIABLES:
-        path = os.environ.get(variable)
-        if path:
-            try:
-                return Path(path).read_bytes()
-            except OSError as error:
-                raise ProviderError(
-                    f"{variable} names the CA bundle {path}, which cannot be read: {error.strerror or error}",
-                    provider="grpc",
-                    operation="connect",
-                    code="CaBundleUnreadable",
-                ) from None
+    bundle = read_environment_bundle(provider="grpc", operation="connect")
+    if bundle is not None:
+        return bundle
     system = ssl.get_default_verify_paths().cafile
     if system:
         with contextlib.suppress(OSError):
             return Path(system).read_bytes()
     return None
+
+
+def _server_name_options(server_name: str | None) -> tuple[tuple[str, str], ...]:
+    """Channel options that make ``server_name`` the TLS name (SNI and the certificate check) and the calls'
+    ``:authority``, for a channel whose address is another (a port-forward, ``connect_to``): a gateway routes by
+    that authority. Both are gRPC core channel arguments (``GRPC_SSL_TARGET_NAME_OVERRIDE_ARG`` and
+    ``GRPC_ARG_DEFAULT_AUTHORITY``, include/grpc/impl/channel_arg_names.h)."""
+    if not server_name:
+        return ()
+    return (("grpc.ssl_target_name_override", server_name), ("grpc.default_authority", server_name))
 
 
 def map_rpc_error(
@@ -132,8 +137,10 @@ def map_rpc_error(
     400 and Triton's 404 are; ``UNAUTHENTICATED``, ``PERMISSION_DENIED`` and Triton's restricted-protocol refusal
     are :class:`AuthError`; ``DEADLINE_EXCEEDED`` is ``ProviderError(code="Timeout")`` like an HTTP time-out;
     ``UNAVAILABLE`` is retryable (``code="ConnectionRefused"`` when nothing listens), except a failed TLS
-    handshake (``code="TLSVerificationFailed"`` for an untrusted certificate, else ``"TLSError"``, as over HTTP). Every other status is a ``ProviderError`` whose ``code`` is the
-    status name. The message names ``label`` (the endpoint or its address), the model and Triton's own words.
+    handshake (``code="TLSVerificationFailed"`` for a certificate refused, with the verifier's reason: untrusted,
+    expired, not for the host; else ``"TLSError"``, as over HTTP). Every other status is a ``ProviderError`` whose
+    ``code`` is the status name. The message names ``label`` (the endpoint or its address), the model and Triton's
+    own words.
     """
     status = getattr(error, "code", lambda: None)()
     name = str(getattr(status, "name", "UNKNOWN"))
@@ -156,15 +163,8 @@ def map_rpc_error(
     if name in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
         return AuthError(f"{subject} refused the credentials: {text}", code=name, **options)
     if name == "UNAVAILABLE":
-        if any(marker in text for marker in _TLS_FAILURES):
-            return ProviderError(
-                f"TLS handshake with {label} failed: {text}. The server's certificate must be signed by a CA this "
-                f"client trusts: the endpoint's CA, a bundle named by {' or '.join(CA_BUNDLE_VARIABLES)}, or the "
-                "system trust store",
-                # The HTTP transports' codes (adapters/_http_errors.py), so callers test one name per cause.
-                code="TLSVerificationFailed" if "CERTIFICATE_VERIFY_FAILED" in text else "TLSError",
-                **options,
-            )
+        if _HOSTNAME_FAILURE in text or any(marker in text for marker in _TLS_FAILURES):
+            return _tls_error(text, label=label, options=options)
         refused = "Connection refused" in text
         return ProviderError(
             f"{label} is unavailable{': is the server running?' if refused else ''} ({text})",
@@ -173,6 +173,28 @@ def map_rpc_error(
             **options,
         )
     return ProviderError(f"{subject} answered {name}: {text}", code=name, **options)
+
+
+def _tls_error(text: str, *, label: str, options: dict[str, Any]) -> ProviderError:
+    """A failed TLS handshake: ``TLSVerificationFailed`` with the verifier's reason when the certificate was not
+    accepted (the HTTP transports' code, adapters/_http_errors.py, so callers test one name per cause), else
+    ``TLSError``; neither retryable."""
+    found = _VERIFY_REASON.search(text)
+    if _HOSTNAME_FAILURE in text:
+        reason = "Hostname mismatch, the certificate is not valid for the host it was called by"
+    elif found:
+        reason = found.group(1).strip()
+    elif "CERTIFICATE_VERIFY_FAILED" in text:
+        reason = "certificate verify failed"
+    else:
+        return ProviderError(f"TLS handshake with {label} failed: {text}", code="TLSError", **options)
+    return ProviderError(
+        f"TLS handshake with {label} failed: {reason}. The server's certificate must be valid now, cover the "
+        f"host, and be signed by a CA this client trusts: the endpoint's CA, a bundle named by "
+        f"{' or '.join(CA_BUNDLE_VARIABLES)}, or the system trust store ({text})",
+        code="TLSVerificationFailed",
+        **options,
+    )
 
 
 def _stream_error(message: GrpcStreamMessage, *, label: str, provider: str, model: str) -> ProviderError:
@@ -266,9 +288,7 @@ class GrpcConnection:
         self.tls = tls
         self.timeout = timeout
         self._ca_certificate = ca_certificate
-        self._options = CHANNEL_OPTIONS + (
-            (("grpc.ssl_target_name_override", server_name),) if server_name else ()
-        )
+        self._options = CHANNEL_OPTIONS + _server_name_options(server_name)
         self._metadata: tuple[tuple[str, str], ...] = (
             () if key is None else ((f"{RESTRICTED_KEY_PREFIX}{key[0].lower()}", key[1]),)
         )

@@ -18,6 +18,14 @@ client shares the cores with the server.
   ``Content-Length`` is refused before any body byte is read, a chunked body as soon as it passes the bound,
   and inflation stops there, so a compression bomb costs about the bound in memory. Past it,
   :class:`~endpointkit.errors.PayloadError` says how to raise the bound.
+- ``connect_to`` works as curl's ``--connect-to``: a request to ``HOST:PORT`` opens its TCP connection to the
+  address that option maps it to, and keeps ``HOST`` for TLS (SNI and the certificate's host-name check) and the
+  ``Host`` header, so an endpoint is reached before its DNS name resolves, through a port-forward, or in tests.
+  A key without a host (``":443"``) maps every host on that port, as an empty host does for curl.
+- ``https`` origins verify the server's certificate chain and host name with ``ssl_context`` (the system's default
+  trust when None); a failed verification is ``ProviderError(code="TLSVerificationFailed")`` naming the host and
+  OpenSSL's reason (:func:`~endpointkit.adapters._http_errors.transport_error`). The pooled keep-alive
+  connections are kept over TLS as over plain TCP, so the handshake is paid once per connection.
 - A request on a pooled connection that the server closed while it sat idle (reset, broken pipe, or the
   connection ends before any response byte) is retried once on a fresh connection; every other failure
   becomes a :class:`~endpointkit.errors.ProviderError`, ``retryable=True`` for connection errors.
@@ -25,6 +33,7 @@ client shares the cores with the server.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import select
 import socket
@@ -41,7 +50,7 @@ from endpointkit.adapters.base import RawResponse
 from endpointkit.errors import PayloadError, ProviderError
 from endpointkit.payloads import DEFAULT_MAX_INFLATED_BYTES
 
-__all__ = ["Body", "HttpTransport", "Origin"]
+__all__ = ["Address", "Body", "HttpTransport", "Origin", "connect_address", "parse_connect_to"]
 
 Body = bytes | bytearray | memoryview | Sequence[bytes | bytearray | memoryview]
 
@@ -70,6 +79,39 @@ class Origin(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.scheme}://{self.host}:{self.port}"
+
+
+Address = tuple[str, int]
+"""A TCP address: host (a name or an IP literal, IPv6 without brackets) and port."""
+
+
+def parse_connect_to(connect_to: Mapping[str, str] | None) -> dict[Address, Address]:
+    """``{"HOST:PORT": "ADDRESS:PORT"}`` as ``{(host, port): (address, port)}``; hosts lower-cased, IPv6 literals
+    written in brackets (``[::1]:8443``).
+
+    Raises:
+        ValueError: a key or value is not ``HOST:PORT`` with a port from 1 to 65535.
+    """
+    return {_address(key, "key"): _address(value, "value") for key, value in (connect_to or {}).items()}
+
+
+def connect_address(table: Mapping[Address, Address], host: str, port: int) -> Address | None:
+    """Where ``connect_to`` sends connections for ``host:port``: its own entry, else the any-host entry of the
+    port (a key written ``":PORT"``), else None."""
+    return table.get((host.lower(), port)) or table.get(("", port))
+
+
+def _address(text: str, role: str) -> Address:
+    host, separator, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    any_host = role == "key" and separator and not host  # ":443": every host on that port
+    if not separator or not (host or any_host) or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"connect_to {role} {text!r} is not HOST:PORT (for example 'triton.example.com:443' -> "
+            "'127.0.0.1:8443', IPv6 in brackets)"
+        )
+    return host.lower(), int(port)
 
 
 class _ScatterSendMixin:
@@ -113,6 +155,13 @@ class _HTTPSConnection(_ScatterSendMixin, http.client.HTTPSConnection):
 
 
 _Connection = _HTTPConnection | _HTTPSConnection
+
+
+def _connect_instead(
+    address: Address, _origin: Address, timeout: float | None, source_address: Address | None = None
+) -> socket.socket:
+    """``socket.create_connection`` to ``address`` in place of the origin's own (``connect_to``)."""
+    return socket.create_connection(address, timeout, source_address)
 
 
 def _sendmsg_all(sock: socket.socket, pieces: list[memoryview]) -> None:
@@ -171,9 +220,15 @@ class HttpTransport:
         timeout: default seconds for a whole request (connect, send, and read); None waits forever.
         connect_timeout: upper bound on connecting a new socket.
         max_idle_per_origin: idle connections kept per origin; more are closed when released.
-        ssl_context: for ``https`` origins.
+        ssl_context: for ``https`` origins (the system's default trust when None); keep verification on.
         max_response_bytes: the largest response body accepted, after inflating a gzip or deflate one;
             :data:`~endpointkit.payloads.DEFAULT_MAX_INFLATED_BYTES` (64 MiB) by default.
+        connect_to: ``{"HOST:PORT": "ADDRESS:PORT"}``, like curl's ``--connect-to``: connections to that origin
+            go to the address, while TLS and the ``Host`` header still use ``HOST``.
+
+    Raises:
+        ValueError: ``max_response_bytes`` is negative, or ``connect_to`` holds something other than
+            ``HOST:PORT``.
     """
 
     def __init__(
@@ -185,9 +240,11 @@ class HttpTransport:
         max_idle_per_origin: int = 32,
         ssl_context: ssl.SSLContext | None = None,
         max_response_bytes: int = DEFAULT_MAX_INFLATED_BYTES,
+        connect_to: Mapping[str, str] | None = None,
     ) -> None:
         if type(max_response_bytes) is not int or max_response_bytes < 0:
             raise ValueError(f"max_response_bytes must be an integer >= 0, got {max_response_bytes!r}")
+        self._connect_to = parse_connect_to(connect_to)
         self.provider = provider
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -303,6 +360,12 @@ class HttpTransport:
             )
         else:
             created = _HTTPConnection(origin.host, origin.port, timeout=connect_timeout)
+        address = connect_address(self._connect_to, origin.host, origin.port)
+        if address is not None:
+            # http.client opens its socket through self._create_connection((self.host, self.port), ...) and
+            # HTTPSConnection wraps it with server_hostname=self.host (CPython Lib/http/client.py, connect):
+            # replacing the first moves the TCP connection only; SNI, host-name check and Host stay the origin's.
+            created._create_connection = functools.partial(_connect_instead, address)  # type: ignore[union-attr]
         with self._lock:
             created.generation = self._generation
             self.connections_opened += 1

@@ -23,6 +23,8 @@ most of the tensor fits in the socket buffers, on a slower link more of it would
 - A request on a pooled connection that the server had closed while it sat idle (reset, broken pipe, or the
   connection ends before any response byte) is retried once on a fresh connection; every other failure
   becomes a :class:`~endpointkit.errors.ProviderError`, ``retryable=True`` for connection errors.
+- ``connect_to`` as in the sync transport (curl's ``--connect-to``): the TCP connection goes to the mapped
+  address, while TLS (SNI, the certificate's host-name check) and the ``Host`` header keep the origin's host.
 - ``Accept-Encoding: identity`` unless the caller asks otherwise; a gzip or deflate response is inflated, and a
   body may hold at most ``max_response_bytes``, inflated or not, as in the sync transport.
 
@@ -44,7 +46,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from endpointkit.adapters._http import Body, Origin, _as_buffers
+from endpointkit.adapters._http import Address, Body, Origin, _as_buffers, connect_address, parse_connect_to
 from endpointkit.adapters._http_async_connection import BodyTooLarge, Connection, IncompleteBody, running_loop
 from endpointkit.adapters._http_errors import transport_error
 from endpointkit.adapters._http_response import inflate_response
@@ -134,9 +136,14 @@ class AsyncHttpTransport:
         connect_timeout: upper bound on connecting (and the TLS handshake of) a new connection.
         max_concurrency: requests in flight per origin, hence open connections per origin; more calls wait
             their turn (:data:`DEFAULT_MAX_CONCURRENCY` says how the default was chosen).
-        ssl_context: for ``https`` origins (the system's default trust when None).
+        ssl_context: for ``https`` origins (the system's default trust when None); keep verification on.
         max_response_bytes: the largest response body accepted, after inflating a gzip or deflate one;
             :data:`~endpointkit.payloads.DEFAULT_MAX_INFLATED_BYTES` (256 MiB) by default.
+        connect_to: ``{"HOST:PORT": "ADDRESS:PORT"}``, like curl's ``--connect-to``: connections to that origin
+            go to the address, while TLS and the ``Host`` header still use ``HOST``.
+
+    Raises:
+        ValueError: a bound is out of range, or ``connect_to`` holds something other than ``HOST:PORT``.
     """
 
     def __init__(
@@ -148,11 +155,13 @@ class AsyncHttpTransport:
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         ssl_context: ssl.SSLContext | None = None,
         max_response_bytes: int = DEFAULT_MAX_INFLATED_BYTES,
+        connect_to: Mapping[str, str] | None = None,
     ) -> None:
         if type(max_concurrency) is not int or max_concurrency < 1:
             raise ValueError(f"max_concurrency must be an integer >= 1, got {max_concurrency!r}")
         if type(max_response_bytes) is not int or max_response_bytes < 0:
             raise ValueError(f"max_response_bytes must be an integer >= 0, got {max_response_bytes!r}")
+        self._connect_to = parse_connect_to(connect_to)
         self.provider = provider
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -313,7 +322,8 @@ class AsyncHttpTransport:
             raise mapped from error
 
     async def _connect(self, loop: asyncio.AbstractEventLoop, origin: Origin) -> Connection:
-        sock = await _open_socket(loop, origin)
+        address = connect_address(self._connect_to, origin.host, origin.port) or (origin.host, origin.port)
+        sock = await _open_socket(loop, address)
         connection = Connection(loop, sock, self._generation, self._track_open)
         self.connections_opened += 1
         context = None
@@ -374,19 +384,19 @@ class AsyncHttpTransport:
         return transport_error(error, origin, provider=self.provider, connecting=connecting)
 
 
-async def _open_socket(loop: asyncio.AbstractEventLoop, origin: Origin) -> socket.socket:
-    """A connected non-blocking socket, kept by the connection so it can close it even after its loop closed."""
+async def _open_socket(loop: asyncio.AbstractEventLoop, address: Address) -> socket.socket:
+    """A non-blocking socket connected to ``address`` (the origin's, or where ``connect_to`` sends it), kept by
+    the connection so it can close it even after its loop closed."""
+    host, port = address
     candidates: list[tuple[int, Any]]
     try:
-        literal = ipaddress.ip_address(origin.host)
+        literal = ipaddress.ip_address(host)
     except ValueError:
-        resolved = await loop.getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM)
-        candidates = [(family, address) for family, _, _, _, address in resolved]
+        resolved = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        candidates = [(family, resolved_address) for family, _, _, _, resolved_address in resolved]
     else:  # a literal address needs no resolver thread
-        candidates = [
-            (socket.AF_INET6 if literal.version == 6 else socket.AF_INET, (origin.host, origin.port))
-        ]
-    failure: OSError = OSError(f"{origin.host} resolved to no address")
+        candidates = [(socket.AF_INET6 if literal.version == 6 else socket.AF_INET, (host, port))]
+    failure: OSError = OSError(f"{host} resolved to no address")
     for address_family, target in candidates:
         sock = socket.socket(address_family, socket.SOCK_STREAM)
         try:

@@ -44,6 +44,8 @@ __all__ = [
     "Capability",
     "LogsAdapter",
     "MetricsAdapter",
+    "PlanNotesAdapter",
+    "RolloutAdapter",
     "DesiredState",
     "EndpointState",
     "EndpointStatus",
@@ -364,6 +366,24 @@ class MetricsAdapter(Protocol):
             NotFoundError: the endpoint does not exist.
             ProviderError: a source of figures did not answer (names the server and port, or the API).
         """
+        ...
+
+
+@runtime_checkable
+class RolloutAdapter(Protocol):
+    """What an adapter adds when it moves traffic to a new version in its own way (steps, alarms, all at once)."""
+
+    def rollout_lines(self, deployment: Deployment) -> list[str]:
+        """How an update of ``deployment`` moves traffic, one plan line each (steps, waits, alarms). Pure."""
+        ...
+
+
+@runtime_checkable
+class PlanNotesAdapter(Protocol):
+    """What an adapter adds when a plan has warnings or facts to show beside the changes."""
+
+    def plan_notes(self, deployment: Deployment) -> list[str]:
+        """Lines for the plan: risks the spec takes (plain HTTP with a key), renewals due. No mutating call."""
         ...
 
 

@@ -32,6 +32,7 @@ from endpointkit.cli._logs import _cmd_logs
 from endpointkit.cli._parser import _build_parser
 from endpointkit.cli._reap import _cmd_reap
 from endpointkit.cli._top import _cmd_top
+from endpointkit.cli._verify import _cmd_verify
 
 # Kept importable from here; they live in the one error tree and its exit-code mapping.
 from endpointkit.errors import EXIT_BAD_INPUT as EXIT_BAD_INPUT
@@ -52,6 +53,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": _endpoint_command(_one_status, shows_progress=False),
     "destroy": _endpoint_command(_one_destroy, shows_progress=True),
     "invoke": _cmd_invoke,
+    "verify": _cmd_verify,
     "reap": _cmd_reap,
     "logs": _cmd_logs,
     "top": _cmd_top,

@@ -17,6 +17,10 @@ _DOCUMENTED_ATTRIBUTES = (
     "missing",
     "estimate",
     "limit",
+    "check",
+    "output",
+    "detail",
+    "subject",
 )
 
 

@@ -21,9 +21,15 @@ import orjson
 from endpointkit import _api
 from endpointkit._api import ModelInfo
 from endpointkit.cli._output import _emit
-from endpointkit.errors import EXIT_OK, PayloadError, UsageError
+from endpointkit.errors import EXIT_OK, UsageError
 from endpointkit.invoke import invoke_endpoint, invoke_stream
-from endpointkit.payloads import InferResponse, RequestedOutput, Tensor, parse_classification
+from endpointkit.payloads import (
+    InferResponse,
+    RequestedOutput,
+    Tensor,
+    parse_classification,
+    read_tensor_file,
+)
 from endpointkit.spec import Deployment
 
 # A tensor of up to _SHOWN_ELEMENTS values is shown whole; a bigger one by a preview of its first and last values.
@@ -115,49 +121,7 @@ def _read_inputs(items: list[str]) -> list[Tensor]:
                 f"--input {name} is given twice ({files[name]} and {file_name}): give each input once"
             )
         files[name] = Path(file_name)
-    return [_read_input(name, path) for name, path in files.items()]
-
-
-def _read_input(name: str, path: Path) -> Tensor:
-    try:
-        if path.suffix == ".npy":
-            return Tensor(name, np.load(path, allow_pickle=False))
-        raw = path.read_bytes()
-    except (OSError, ValueError) as exc:
-        raise PayloadError(f"--input {name}: cannot read {path}: {exc}", field=name) from None
-    if path.suffix == ".json":
-        return _json_input(name, path, raw)
-    return Tensor(name, np.frombuffer(raw, dtype=np.uint8))
-
-
-def _json_input(name: str, path: Path, raw: bytes) -> Tensor:
-    """A tensor from a JSON file: a nested list, or ``{"data", "datatype", "shape"}``."""
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"--input {name}: {path} is not JSON: {exc}", field=name) from None
-    if not isinstance(value, dict):
-        return Tensor(name, _json_array(name, path, value))
-    if "data" not in value:
-        raise PayloadError(f"--input {name}: {path} is an object without 'data'", field=name)
-    array = _json_array(name, path, value["data"])
-    if "shape" in value:
-        try:
-            array = array.reshape(value["shape"])
-        except (TypeError, ValueError) as exc:
-            raise PayloadError(f"--input {name}: {path}: {exc}", field=name) from None
-    return Tensor(name, array, datatype=value.get("datatype"))
-
-
-def _json_array(name: str, path: Path, data: Any) -> np.ndarray[Any, Any]:
-    try:
-        return np.asarray(data)
-    except ValueError:  # numpy refuses nested lists of different lengths
-        raise PayloadError(
-            f"--input {name}: {path} holds ragged nested lists (rows of different lengths); a tensor needs "
-            "every row of a dimension to have the same length",
-            field=name,
-        ) from None
+    return [read_tensor_file(name, path, label=f"--input {name}") for name, path in files.items()]
 
 
 def _batched(tensor: Tensor, model: ModelInfo | None, *, force: bool) -> Tensor:

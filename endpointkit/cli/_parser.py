@@ -99,6 +99,7 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_endpoint_commands(commands)
     _add_invoke_command(commands)
+    _add_verify_command(commands)
     _add_reap_command(commands)
     _add_logs_command(commands)
     _add_top_command(commands)
@@ -237,6 +238,21 @@ def _add_invoke_command(commands: _Commands) -> None:
         action="store_true",
         help="send the request on a gRPC stream and print each response as it arrives (decoupled models; "
         "with --json one JSON document per line)",
+    )
+
+
+def _add_verify_command(commands: _Commands) -> None:
+    verify = _add_spec_command(
+        commands,
+        "verify",
+        "Run the spec's verify checks against the serving endpoint: expected outputs within rtol/atol, p99 "
+        "latency under max_p99, python checks. A line per check; exit 1 when one fails.",
+    )
+    verify.add_argument(
+        "--record",
+        action="store_true",
+        help="write each check's expect files (.npy or .json) from what the endpoint answers now, instead of "
+        "comparing",
     )
 
 

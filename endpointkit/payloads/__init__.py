@@ -43,6 +43,7 @@ from endpointkit.payloads._request import (
     encode_request,
 )
 from endpointkit.payloads._response import decode_response, encode_response, error_message
+from endpointkit.payloads._tensor_files import read_tensor_file
 from endpointkit.payloads.classification import Classification, parse_classification
 from endpointkit.payloads.content_types import (
     BINARY_CONTENT_TYPE,
@@ -95,5 +96,6 @@ __all__ = [
     "inflate",
     "parse_classification",
     "parse_framing",
+    "read_tensor_file",
     "sagemaker_binary_content_type",
 ]

@@ -5,10 +5,18 @@ from __future__ import annotations
 import logging
 
 from endpointkit._wait import Progress
-from endpointkit.adapters.base import Adapter, EndpointState, EndpointStatus, ReapableAdapter, ResourceKind
+from endpointkit.adapters.base import (
+    Adapter,
+    EndpointState,
+    EndpointStatus,
+    ReapableAdapter,
+    ResourceKind,
+    VerifyHook,
+)
 from endpointkit.errors import ConflictError, SpecError
 from endpointkit.pricing import estimate_cost
 from endpointkit.provisioners.plan import Change, Plan, check_capabilities, diff
+from endpointkit.provisioners.rollout import check_lines, note_lines, rollout_lines
 from endpointkit.spec import Deployment
 
 __all__ = ["apply_plan", "destroy_endpoint", "make_plan", "read_status"]
@@ -32,23 +40,35 @@ def make_plan(deployment: Deployment, adapter: Adapter) -> Plan:
         observed=observed,
         costs=estimate_cost(deployment),
         drift=observed.drift,
+        checks=check_lines(deployment),
+        rollout=rollout_lines(deployment, adapter),
+        notes=note_lines(deployment, adapter),
     )
 
 
 def apply_plan(
-    deployment: Deployment, adapter: Adapter, plan: Plan, *, progress: Progress | None = None
+    deployment: Deployment,
+    adapter: Adapter,
+    plan: Plan,
+    *,
+    progress: Progress | None = None,
+    verify: VerifyHook | None = None,
 ) -> EndpointState:
     """Carry out ``plan``. On failure, delete what this run created (newest first) and re-raise.
 
     What existed before the run is never touched by the rollback: a failed update leaves the old endpoint serving.
     A plan without changes makes no call at all: the state it observed is the answer.
+
+    ``verify`` runs the spec's checks: an update hands it to the adapter, which calls it against the new version
+    before that version takes traffic; a new endpoint (which has no traffic yet) is checked once it serves, and
+    removed with everything else this run made when a check fails.
     """
     if not plan.has_changes:
         return plan.observed.state
     created: list[tuple[ResourceKind, str]] = []
     try:
         for change in plan.changes:
-            _execute(deployment, adapter, plan, change, created, progress)
+            _execute(deployment, adapter, plan, change, created, progress, verify)
     except BaseException as error:
         _rollback(deployment, adapter, created, error)
         raise
@@ -62,6 +82,7 @@ def _execute(
     change: Change,
     created: list[tuple[ResourceKind, str]],
     progress: Progress | None,
+    verify: VerifyHook | None,
 ) -> None:
     desired = plan.desired
     resources = {"model": desired.model, "endpoint_config": desired.config, "endpoint": desired.endpoint}
@@ -77,12 +98,16 @@ def _execute(
         except ConflictError:
             created.pop()
             raise
+        if change.resource == "endpoint" and verify is not None:
+            verify(adapter.status(deployment))
     elif change.action == "update":
-        adapter.update_endpoint(deployment, desired, progress=progress)
+        adapter.update_endpoint(deployment, desired, progress=progress, verify=verify)
     elif change.action == "replace":
         adapter.delete(deployment, change.resource, change.name, progress=progress)
         created.append((change.resource, change.name))
         adapter.create(deployment, resources[change.resource], progress=progress)
+        if change.resource == "endpoint" and verify is not None:
+            verify(adapter.status(deployment))
     elif change.action == "delete":
         adapter.delete(deployment, change.resource, change.name, progress=progress)
 

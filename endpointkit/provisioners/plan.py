@@ -63,6 +63,12 @@ class Plan:
     observed: ObservedState
     costs: CostEstimate | None = None
     drift: tuple[Drift, ...] = ()
+    #: the spec's ``verify`` checks that run against the new version before it takes traffic, one line each
+    checks: tuple[str, ...] = ()
+    #: how traffic moves to the new version (steps, waits, alarms), one line each
+    rollout: tuple[str, ...] = ()
+    #: warnings and facts the target adds (a key sent in clear text, a certificate renewal)
+    notes: tuple[str, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -88,7 +94,17 @@ class Plan:
                 {"field": item.field, "live": _plain(item.live), "wanted": _plain(item.wanted)}
                 for item in self.drift
             ],
+            "checks": list(self.checks) if self.moves_traffic else [],
+            "rollout": list(self.rollout) if self.moves_traffic else [],
+            "notes": list(self.notes),
         }
+
+    @property
+    def moves_traffic(self) -> bool:
+        """Whether applying starts a version of the endpoint: its checks and rollout steps then run."""
+        return any(
+            c.resource == "endpoint" and c.action in ("create", "update", "replace") for c in self.changes
+        )
 
     def __str__(self) -> str:
         return self.render()
@@ -105,6 +121,10 @@ class Plan:
         lines.extend(f"    ! {item}" for item in self.drift)
         if not self.has_changes:
             lines.append("  no changes")
+        if self.moves_traffic:
+            lines.extend(f"  verify: {line}" for line in self.checks)
+            lines.extend(f"  rollout: {line}" for line in self.rollout)
+        lines.extend(f"  note: {line}" for line in self.notes)
         if self.costs is not None:
             lines.extend(self.costs.lines(sources=price_sources))
         return "\n".join(lines)

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from endpointkit.adapters._grpc import GrpcConnection, trusted_roots
+from endpointkit.adapters._tls_context import CA_BUNDLE_VARIABLES
 from endpointkit.errors import AuthError, InvalidRequestError, MissingDependencyError, ProviderError
 from endpointkit.payloads import InferResponse, Tensor
 from endpointkit.payloads._grpc import GrpcInferRequest, encode_grpc_request
@@ -468,8 +469,8 @@ class TestTlsAndKey:
     ) -> None:
         server, ca = tls_server
         (tmp_path / "bundle.pem").write_bytes(ca)
-        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-        monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+        for name in CA_BUNDLE_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv(variable, str(tmp_path / "bundle.pem"))
         self.call(GrpcConnection(server.address, tls=True, key=(KEY_HEADER, KEY)))
 
@@ -477,14 +478,16 @@ class TestTlsAndKey:
         self, tls_server: tuple[Server, bytes], monkeypatch: pytest.MonkeyPatch
     ) -> None:
         server, _ = tls_server
-        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-        monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+        for name in CA_BUNDLE_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
         untrusted = GrpcConnection(server.address, tls=True, key=(KEY_HEADER, KEY))
         with untrusted, pytest.raises(ProviderError, match="TLS handshake with .* failed") as caught:
             untrusted.infer(echo_request(np.ones(1, np.float32)))
         assert (caught.value.code, caught.value.retryable) == ("TLSVerificationFailed", False)
 
     def test_an_unreadable_bundle_is_named(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        for name in CA_BUNDLE_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
         with pytest.raises(ProviderError, match="SSL_CERT_FILE names the CA bundle .*missing.pem"):
             trusted_roots()

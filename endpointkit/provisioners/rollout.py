@@ -1,0 +1,70 @@
+"""What a plan says about proving and moving in a new version: the checks that run and the rollout steps."""
+
+from __future__ import annotations
+
+from endpointkit.adapters.base import Adapter, PlanNotesAdapter, RolloutAdapter
+from endpointkit.spec import Deployment, RolloutStrategy, VerifyCheck
+
+__all__ = ["check_lines", "describe_duration", "note_lines", "rollout_lines"]
+
+
+def describe_duration(seconds: float) -> str:
+    """``0.25`` -> ``250ms``, ``90`` -> ``90s``, ``300`` -> ``5m``, ``7200`` -> ``2h``."""
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _check_line(check: VerifyCheck) -> str:
+    parts: list[str] = []
+    if check.inputs:
+        parts.append(f"inputs {', '.join(check.inputs)}")
+    if check.expect:
+        parts.append(f"expect {', '.join(check.expect)} (rtol {check.rtol:g}, atol {check.atol:g})")
+    if check.max_p99 is not None:
+        parts.append(
+            f"{check.repeat} call{'s' if check.repeat != 1 else ''}, p99 <= {describe_duration(check.max_p99)}"
+        )
+    elif check.repeat > 1:
+        parts.append(f"{check.repeat} calls")
+    if check.python:
+        parts.append(f"python {check.python}")
+    model = f" on model {check.model}" if check.model else ""
+    return f"{check.name}{model}: {'; '.join(parts)}"
+
+
+def check_lines(deployment: Deployment) -> tuple[str, ...]:
+    """One line per ``verify`` check, in the order they run."""
+    return tuple(_check_line(check) for check in deployment.spec.verify)
+
+
+def _generic_rollout(rollout: RolloutStrategy | str, checked: bool) -> str:
+    after = " once its checks pass" if checked else ""
+    if not isinstance(rollout, RolloutStrategy):
+        return f"all at once: the new version takes all traffic{after}"
+    steps = rollout.steps
+    shares = " -> ".join(f"{share:g}%" for share in rollout.percentages())
+    alarms = []
+    if steps.max_error_rate is not None:
+        alarms.append(f"error rate > {steps.max_error_rate:g}%")
+    if steps.max_p99 is not None:
+        alarms.append(f"p99 > {describe_duration(steps.max_p99)}")
+    alarm_text = f"; rolls back on {' or '.join(alarms)}" if alarms else ""
+    return f"{rollout.kind} {shares}, {describe_duration(steps.wait)} between steps{alarm_text}"
+
+
+def rollout_lines(deployment: Deployment, adapter: Adapter) -> tuple[str, ...]:
+    """How traffic moves to the new version: the adapter's own account when it has one, else the spec's."""
+    if isinstance(adapter, RolloutAdapter):
+        return tuple(adapter.rollout_lines(deployment))
+    return (_generic_rollout(deployment.spec.rollout, bool(deployment.spec.verify)),)
+
+
+def note_lines(deployment: Deployment, adapter: Adapter) -> tuple[str, ...]:
+    """The adapter's warnings and facts for the plan (none when it has nothing to add)."""
+    if isinstance(adapter, PlanNotesAdapter):
+        return tuple(adapter.plan_notes(deployment))
+    return ()

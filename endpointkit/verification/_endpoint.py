@@ -1,0 +1,122 @@
+"""Checks against a deployed version: the ``invoke`` that reaches it through its adapter, the hook a rollout calls,
+and recording.
+
+Requests go straight through the adapter's HTTP transport (encode, ``Adapter.invoke``, decode), not through
+``endpointkit.invoke``: that package sits above the facade, which runs these checks, so using it here would be an
+import cycle. The state a rollout hands the hook reaches only the new version, and this is how it gets there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy.typing as npt
+import orjson
+
+from endpointkit._wait import Progress
+from endpointkit.adapters.base import Adapter, EndpointState, RawResponse, VerifyHook
+from endpointkit.errors import InvalidRequestError, NotFoundError, ProviderError
+from endpointkit.payloads import Tensor, check_size, decode_response, encode_request, error_message
+from endpointkit.spec import Deployment
+from endpointkit.verification._loading import load_checks
+from endpointkit.verification._recording import record_checks
+from endpointkit.verification._running import Invoke, run_checks
+
+__all__ = ["endpoint_invoker", "record_expectations", "verify_hook"]
+
+
+def endpoint_invoker(state: EndpointState, adapter: Adapter, *, timeout: float | None = None) -> Invoke:
+    """An :data:`Invoke` that sends each request to the endpoint ``state`` describes, through ``adapter``.
+
+    The function raises what ``invoke_endpoint`` raises for the same answer: ``PayloadError`` (encoding, the
+    target's size limit, decoding), ``InvalidRequestError`` (Triton refused the request: HTTP 400, or 404 with
+    its error document), ``NotFoundError`` (404 from something in front of Triton), ``ProviderError``.
+    """
+
+    def invoke(tensors: Sequence[Tensor], model: str | None) -> dict[str, npt.NDArray[Any]]:
+        encoded = encode_request(list(tensors), protocol=adapter.payload_protocol)
+        if adapter.max_request_bytes is not None:
+            check_size(encoded, adapter.max_request_bytes)
+        raw = adapter.invoke(state, encoded.body, encoded.headers, model=model, timeout=timeout)
+        if raw.status != 200:
+            raise _answer_error(raw, state)
+        return decode_response(raw.body, raw.headers).outputs
+
+    return invoke
+
+
+def verify_hook(
+    deployment: Deployment, adapter: Adapter, *, progress: Progress | None = None
+) -> VerifyHook | None:
+    """The hook a rollout calls with the new version's state before it takes traffic; None when the spec has no
+    checks.
+
+    The checks are loaded now, so a missing file or a name the model lacks fails before anything is created.
+    The hook runs them through ``adapter`` (see :func:`~endpointkit.verification.run_checks`) and raises
+    ``VerificationError`` when one fails; its subject is ``candidate of endpoint NAME on TARGET``.
+
+    Raises:
+        SpecError: as :func:`~endpointkit.verification.load_checks`.
+    """
+    checks = load_checks(deployment)
+    if not checks:
+        return None
+
+    def hook(state: EndpointState) -> None:
+        subject = f"candidate of endpoint {state.name} on {state.target}"
+        run_checks(checks, endpoint_invoker(state, adapter), subject=subject, progress=progress)
+
+    return hook
+
+
+def record_expectations(
+    deployment: Deployment, adapter: Adapter, state: EndpointState, *, progress: Progress | None = None
+) -> list[Path]:
+    """Send each check's inputs to the endpoint ``state`` describes and write every ``expect`` file from the
+    answer (``.npy`` with ``numpy.save``, ``.json`` as a nested list); a check without ``expect`` writes nothing.
+    Blocks for the requests.
+
+    Returns:
+        The paths written, in the spec's order.
+
+    Raises:
+        SpecError: as :func:`~endpointkit.verification.load_checks` (expect files are not read), or an output
+            a ``.json`` file cannot hold.
+        VerificationError: the answer lacks an output that ``expect`` names.
+    """
+    checks = load_checks(deployment, read_expectations=False)
+    subject = f"endpoint {state.name} on {state.target}"
+    report = record_checks(checks, endpoint_invoker(state, adapter), subject=subject, progress=progress)
+    return list(report.written)
+
+
+def _answer_error(raw: RawResponse, state: EndpointState) -> ProviderError:
+    """The error of a non-200 answer, with Triton's own message (the mapping of ``endpointkit.invoke``).
+
+    Triton answers 400 for a request it cannot run as given and 404 with its ``{"error": ...}`` document for a
+    model it does not serve (https://github.com/triton-inference-server/server/blob/main/docs/protocol/README.md);
+    a 404 without that document comes from something in front of Triton.
+    """
+    message = error_message(raw.body)
+    error: type[ProviderError] = ProviderError
+    if raw.status == 400 or (raw.status == 404 and _is_triton_error(raw.body)):
+        error = InvalidRequestError
+    elif raw.status == 404:
+        error = NotFoundError
+    return error(
+        f"{state.name} answered {raw.status}: {message or f'HTTP {raw.status}'}",
+        provider=state.kind,
+        operation="invoke",
+        code=str(raw.status),
+        retryable=raw.status in (429, 502, 503, 504),
+    )
+
+
+def _is_triton_error(body: bytes | bytearray | memoryview) -> bool:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(document, dict) and isinstance(document.get("error"), str)
