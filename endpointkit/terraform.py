@@ -25,6 +25,9 @@ list: decode it with ``jsondecode``), ``expires_at`` (UTC, ISO 8601), ``hourly_c
 the spec: a count changed by hand, a dead server, a removed tag; always ``"false"`` after ``apply``, which repairs
 it) and ``drift_fields`` (a JSON-encoded list of the drifted fields' names). The ``status`` action finds drift
 with the read-only plan, and reports none when the spec's model repository is gone (nothing to compare with).
+``checks`` is a JSON-encoded list of the spec's ``verify`` check names (they run before a new version takes
+traffic), ``rollout`` the strategy (``all_at_once``, ``canary`` or ``linear``) and ``rollout_steps`` a
+JSON-encoded list of the new version's share of traffic after each step, in percent.
 """
 
 from __future__ import annotations
@@ -182,6 +185,20 @@ def state_result(
         "expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ") if expires_at is not None else "",
         "hourly_cost": "" if hourly_cost is None else str(round(hourly_cost, 6)),
         "reason": (state.reason if state is not None else None) or "",
+        **_rollout_result(deployment),
+    }
+
+
+def _rollout_result(deployment: Deployment) -> dict[str, str]:
+    """The checks and rollout steps an apply of ``deployment`` runs, as all-strings result keys."""
+    rollout = deployment.spec.rollout
+    kind, steps = (
+        ("all_at_once", [100.0]) if isinstance(rollout, str) else (rollout.kind, list(rollout.percentages()))
+    )
+    return {
+        "checks": json.dumps([check.name for check in deployment.spec.verify]),
+        "rollout": kind,
+        "rollout_steps": json.dumps(steps),
     }
 
 
