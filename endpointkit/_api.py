@@ -161,13 +161,16 @@ def apply(
     adapter: Adapter | None = None,
     dry_run: bool = False,
     max_hourly_cost: float | None = None,
+    record_checks: bool = False,
     **options: Any,
 ) -> EndpointState:
     """Create or update the endpoint and block until it serves (bounded by the spec's timeouts).
 
     An unchanged spec makes no mutating call. An update is blue/green: the spec's ``verify`` checks run against
     the new version before it takes any traffic (a new endpoint is checked once it serves), and a failed check
-    raises ``VerificationError`` with the previous version still serving. On failure everything this run created
+    raises ``VerificationError`` with the previous version still serving. ``record_checks`` makes the new
+    version the reference instead: its answers are written to the checks' ``expect`` files (how a first version
+    gets them), then the other checks run. On failure everything this run created
     is deleted, what existed before is left serving, and the provider's reason is raised. With ``dry_run`` the
     endpoint is applied to an in-memory target; with ``max_hourly_cost`` (USD) a spec whose estimated on-demand
     cost per hour is above it, or unknown, is refused before any call.
@@ -182,7 +185,7 @@ def apply(
         _check_cost_limit(deployment, max_hourly_cost)
     with _adapter_for(deployment, adapter, options, dry_run=dry_run) as active:
         # Made before planning: the check files are read now, so a bad one fails before anything starts.
-        hook = None if dry_run else verify_hook(deployment, active, progress=progress)
+        hook = None if dry_run else verify_hook(deployment, active, progress=progress, record=record_checks)
         state = apply_plan(deployment, active, make_plan(deployment, active), progress=progress, verify=hook)
     return _with_invoke_settings(state, deployment)
 
@@ -475,7 +478,9 @@ def validate(
     else:
         names = [source.target_name] if isinstance(source, Deployment) else list(source.targets)
     deployments = [resolve(source, name) for name in names]
-    load_checks(deployments[0])  # the verify section's files, python checks and output names; no endpoint call
+    load_checks(
+        deployments[0]
+    )  # the verify section's files, python checks and output names; no endpoint call
     checks = {
         deployment.target_name: _target_checks(deployment, adapter, options) for deployment in deployments
     }

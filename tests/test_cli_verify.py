@@ -79,7 +79,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     state = folder / "state"
     spec = folder / "endpoint.yaml"
     spec.write_text(_SPEC.format(state=state))
-    ek.apply(spec, target="local")
+    (folder / "expected").mkdir()
+    ek.apply(spec, target="local", record_checks=True)  # the first version is the reference: it writes them
+    assert np.load(folder / "expected" / "doubled.npy").tolist() == (INPUT * 2).tolist()
     try:
         yield spec
     finally:

@@ -441,7 +441,12 @@ def test_verify_runs_the_checks_against_the_serving_endpoint(folder: Path) -> No
 def test_verify_records_through_the_facade(folder: Path) -> None:
     deployment = make_deployment(folder, [cat_check(expect={"SCORES": "./fresh.json"})])
     adapter = MemoryAdapter(target_name="local", responder=_scorer)
-    ek.apply(deployment, adapter=adapter)
+    with pytest.raises(ek.SpecError, match=r"fresh\.json.*record it"):
+        ek.apply(deployment, adapter=adapter)  # the expectation is missing: nothing is created
+    assert adapter.mutating_calls == []
+    ek.apply(deployment, adapter=adapter, record_checks=True)  # the first version becomes the reference
+    assert json.loads((folder / "fresh.json").read_text()) == SCORES.tolist()
+    (folder / "fresh.json").unlink()
     report = ek.verify(deployment, record=True, adapter=adapter)
     assert report.written == (folder / "fresh.json",)
     assert json.loads((folder / "fresh.json").read_text()) == SCORES.tolist()
@@ -466,7 +471,10 @@ def test_the_hook_maps_a_refused_request_like_invoke_endpoint(folder: Path) -> N
         repository="s3://models/wide.tar.gz",
     )
     adapter = MemoryAdapter(target_name="local", responder=_scorer)
-    state = ek.apply(deployment, adapter=adapter)
+    with pytest.raises(ek.InvalidRequestError, match="answered 400: unexpected inference input"):
+        ek.apply(deployment, adapter=adapter)  # the new endpoint fails its check: it is removed again
+    assert adapter.cloud.resources["endpoint"] == {}
+    state = ek.apply(make_deployment(folder, [], repository="s3://models/wide.tar.gz"), adapter=adapter)
     hook = verify_hook(deployment, adapter)
     assert hook is not None
     with pytest.raises(ek.InvalidRequestError, match="answered 400: unexpected inference input"):

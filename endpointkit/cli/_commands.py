@@ -47,7 +47,11 @@ def _one_plan(deployment: Deployment, args: argparse.Namespace, progress: Progre
 
 def _one_apply(deployment: Deployment, args: argparse.Namespace, progress: Progress | None) -> _Outcome:
     state = _api.apply(
-        deployment, progress=progress, dry_run=args.dry_run, max_hourly_cost=args.max_hourly_cost
+        deployment,
+        progress=progress,
+        dry_run=args.dry_run,
+        max_hourly_cost=args.max_hourly_cost,
+        record_checks=args.record_checks,
     )
     return _Outcome(
         _state_document(state), _describe_state(state, state.name), state.status.value, state.url or ""

@@ -170,6 +170,12 @@ def _add_endpoint_commands(commands: _Commands) -> None:
         help="refuse, before any call, to apply an endpoint whose estimated on-demand cost per hour is above "
         "USD, or unknown (checked per endpoint in a fleet)",
     )
+    apply.add_argument(
+        "--record-checks",
+        action="store_true",
+        help="make the new version the reference: write the verify checks' expect files from its answers "
+        "instead of comparing (how the first version gets them); the other checks still run",
+    )
     status = _add_spec_command(
         commands,
         "status",

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-import orjson
-
 from endpointkit import adapters
 from endpointkit._api import SpecLike, connection_pool, resolve
+from endpointkit.adapters._answers import response_error
 from endpointkit.adapters._grpc import GrpcConnection
 from endpointkit.adapters.base import (
     Adapter,
@@ -16,16 +15,12 @@ from endpointkit.adapters.base import (
     EndpointState,
     EndpointStatus,
     GrpcAdapter,
-    RawResponse,
 )
 from endpointkit.errors import (
-    InvalidRequestError,
     NotFoundError,
-    ProviderError,
     UnsupportedCapabilityError,
     UsageError,
 )
-from endpointkit.payloads import error_message
 
 __all__ = [
     "TRANSPORTS",
@@ -125,38 +120,3 @@ def grpc_connection(active: Adapter, state: EndpointState, model: str | None) ->
         _checked(active, state.kind, "grpc")
         raise AssertionError("unreachable: _checked refuses an adapter without gRPC")
     return active.grpc_connection(state, model=model)
-
-
-def response_error(raw: RawResponse, state: EndpointState) -> ProviderError:
-    """The error of a non-200 HTTP answer, with Triton's own message."""
-    message = error_message(raw.body) or f"HTTP {raw.status}"
-    return _error_class(raw)(
-        f"{state.name} answered {raw.status}: {message}",
-        provider=state.kind,
-        operation="invoke",
-        code=str(raw.status),
-        retryable=raw.status in (429, 502, 503, 504),
-    )
-
-
-def _error_class(raw: RawResponse) -> type[ProviderError]:
-    """Bad input when Triton refused the request itself; not found when nothing answers for the endpoint.
-
-    Triton answers 400 for a request it cannot run as given (unknown input or output, wrong datatype or shape,
-    data the model refuses) and 404 with its ``{"error": ...}`` document for a model or version it does not
-    serve (https://github.com/triton-inference-server/server/blob/main/docs/protocol/README.md, HTTP status
-    codes). A 404 without that document comes from something in front of Triton: the endpoint is not there.
-    """
-    if raw.status == 400 or (raw.status == 404 and _is_triton_error(raw.body)):
-        return InvalidRequestError
-    if raw.status == 404:
-        return NotFoundError
-    return ProviderError
-
-
-def _is_triton_error(body: bytes | bytearray | memoryview) -> bool:
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(document, dict) and isinstance(document.get("error"), str)

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy.typing as npt
-import orjson
 
 from endpointkit._wait import Progress
-from endpointkit.adapters.base import Adapter, EndpointState, RawResponse, VerifyHook
-from endpointkit.errors import InvalidRequestError, NotFoundError, ProviderError
-from endpointkit.payloads import Tensor, check_size, decode_response, encode_request, error_message
+from endpointkit.adapters._answers import response_error
+from endpointkit.adapters.base import Adapter, EndpointState, VerifyHook
+from endpointkit.payloads import Tensor, check_size, decode_response, encode_request
 from endpointkit.spec import Deployment
 from endpointkit.verification._loading import load_checks
 from endpointkit.verification._recording import record_checks
@@ -41,14 +40,14 @@ def endpoint_invoker(state: EndpointState, adapter: Adapter, *, timeout: float |
             check_size(encoded, adapter.max_request_bytes)
         raw = adapter.invoke(state, encoded.body, encoded.headers, model=model, timeout=timeout)
         if raw.status != 200:
-            raise _answer_error(raw, state)
+            raise response_error(raw, state)
         return decode_response(raw.body, raw.headers).outputs
 
     return invoke
 
 
 def verify_hook(
-    deployment: Deployment, adapter: Adapter, *, progress: Progress | None = None
+    deployment: Deployment, adapter: Adapter, *, progress: Progress | None = None, record: bool = False
 ) -> VerifyHook | None:
     """The hook a rollout calls with the new version's state before it takes traffic; None when the spec has no
     checks.
@@ -57,16 +56,25 @@ def verify_hook(
     The hook runs them through ``adapter`` (see :func:`~endpointkit.verification.run_checks`) and raises
     ``VerificationError`` when one fails; its subject is ``candidate of endpoint NAME on TARGET``.
 
+    ``record`` makes the new version the reference: the hook first writes every ``expect`` file from its answers
+    (expect files need not exist yet), then runs the checks (latency and ``python:`` checks can still fail).
+    It is how the first version of an endpoint gets its expectations.
+
     Raises:
         SpecError: as :func:`~endpointkit.verification.load_checks`.
     """
-    checks = load_checks(deployment)
+    checks = load_checks(deployment, read_expectations=not record)
     if not checks:
         return None
 
     def hook(state: EndpointState) -> None:
         subject = f"candidate of endpoint {state.name} on {state.target}"
-        run_checks(checks, endpoint_invoker(state, adapter), subject=subject, progress=progress)
+        invoke = endpoint_invoker(state, adapter)
+        loaded = checks
+        if record:
+            record_checks(loaded, invoke, subject=subject, progress=progress)
+            loaded = load_checks(deployment)
+        run_checks(loaded, invoke, subject=subject, progress=progress)
 
     return hook
 
@@ -90,33 +98,3 @@ def record_expectations(
     subject = f"endpoint {state.name} on {state.target}"
     report = record_checks(checks, endpoint_invoker(state, adapter), subject=subject, progress=progress)
     return list(report.written)
-
-
-def _answer_error(raw: RawResponse, state: EndpointState) -> ProviderError:
-    """The error of a non-200 answer, with Triton's own message (the mapping of ``endpointkit.invoke``).
-
-    Triton answers 400 for a request it cannot run as given and 404 with its ``{"error": ...}`` document for a
-    model it does not serve (https://github.com/triton-inference-server/server/blob/main/docs/protocol/README.md);
-    a 404 without that document comes from something in front of Triton.
-    """
-    message = error_message(raw.body)
-    error: type[ProviderError] = ProviderError
-    if raw.status == 400 or (raw.status == 404 and _is_triton_error(raw.body)):
-        error = InvalidRequestError
-    elif raw.status == 404:
-        error = NotFoundError
-    return error(
-        f"{state.name} answered {raw.status}: {message or f'HTTP {raw.status}'}",
-        provider=state.kind,
-        operation="invoke",
-        code=str(raw.status),
-        retryable=raw.status in (429, 502, 503, 504),
-    )
-
-
-def _is_triton_error(body: bytes | bytearray | memoryview) -> bool:
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(document, dict) and isinstance(document.get("error"), str)
