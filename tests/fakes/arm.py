@@ -9,6 +9,11 @@ examples (Azure/azure-rest-api-specs ``…/Microsoft.ContainerService/aks/exampl
   resource's own GET follows (ManagedClustersCreate_Update.json, AgentPoolsCreate_Update.json).
 - ``DELETE``: 202 with an absolute ``Location`` (``…/locations/{loc}/operationresults/{id}``) that answers 202
   until done and then 204; 204 when already gone (ManagedClustersDelete.json, AgentPoolsDelete.json).
+- A managed cluster keeps what a PUT sends, ``properties.ingressProfile`` included (camelCase ``webAppRouting``,
+  ``gatewayAPIImplementations``, ``appRoutingIstio``, ``gatewayAPI``, ``installation``: ManagedClusterIngressProfile
+  in ``…/aks/stable/2026-02-01/managedClusters.json``), and answers a new ``eTag`` after each write; a PUT whose
+  ``If-Match`` names another eTag is refused with 412 (optimistic concurrency, as the SDK's ``etag`` /
+  ``match_condition`` arguments ask). :attr:`FakeArm.puts` records every cluster PUT as received.
 - ``POST …/listClusterUserCredential``: ``{"kubeconfigs": [{"name", "value": base64}]}``
   (ManagedClustersListClusterUserCredentials.json); the kubeconfig comes from :mod:`tests.fakes.kube`.
 - ``POST Microsoft.Storage/storageAccounts/{account}/listKeys`` and Blob ``PUT``/``HEAD``/``GET`` under
@@ -21,6 +26,7 @@ once (an HTTP status) or from the long-running operation (``asynchronous=True``)
 from __future__ import annotations
 
 import base64
+import copy
 import email.utils
 import json
 import re
@@ -36,7 +42,7 @@ import yaml
 
 from tests.fakes import CertificateAuthority, LoopbackServer
 
-__all__ = ["FakeArm", "FakeTokenCredential"]
+__all__ = ["GATEWAY_INGRESS_PROFILE", "FakeArm", "FakeTokenCredential", "ReceivedPut"]
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 TOKEN = "fake-arm-token"
@@ -64,6 +70,18 @@ _ROUTES: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+# An ingress profile with the application routing Gateway API add-on on, as AKS reports it after
+# az aks update --enable-gateway-api and --enable-app-routing-istio (https://learn.microsoft.com/azure/aks/app-routing-gateway-api).
+GATEWAY_INGRESS_PROFILE: dict[str, Any] = {
+    "gatewayAPI": {"installation": "Standard"},
+    "webAppRouting": {
+        "enabled": True,
+        "gatewayAPIImplementations": {"appRoutingIstio": {"mode": "Enabled"}},
+        "nginx": {"defaultIngressControllerType": "None"},
+    },
+}
+
+
 class FakeTokenCredential:
     """A TokenCredential that needs no network: always the same bearer token."""
 
@@ -76,6 +94,15 @@ class FakeTokenCredential:
 
         self.scopes.append(scopes)
         return AccessToken(self.token, 4_102_444_800)  # 2100-01-01: never refreshed during a test
+
+
+@dataclass(frozen=True)
+class ReceivedPut:
+    """A managed cluster PUT as the fake received it: the resource path, the JSON body and its If-Match header."""
+
+    path: str
+    body: dict[str, Any]
+    if_match: str | None
 
 
 @dataclass
@@ -113,6 +140,7 @@ class FakeArm:
     containers: set[tuple[str, str]] = field(default_factory=set)
     blobs: dict[tuple[str, str, str], bytes] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    puts: list[ReceivedPut] = field(default_factory=list)
     failures: list[_Failure] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
     server: LoopbackServer | None = None
@@ -156,11 +184,23 @@ class FakeArm:
                 _Failure(operation, code, message or f"injected {code}", status, asynchronous, times)
             )
 
-    def add_cluster(self, resource_group: str, name: str, *, tags: dict[str, str] | None = None) -> None:
-        """A cluster that exists before the test (made by someone else unless ``tags`` say otherwise)."""
+    def add_cluster(
+        self,
+        resource_group: str,
+        name: str,
+        *,
+        tags: dict[str, str] | None = None,
+        properties: dict[str, Any] | None = None,
+    ) -> None:
+        """A cluster that exists before the test (made by someone else unless ``tags`` say otherwise).
+
+        ``properties`` seeds REST fields of the managed cluster, e.g. ``{"ingressProfile":
+        GATEWAY_INGRESS_PROFILE}`` for a cluster that has the Gateway API add-on, or a ``serviceMeshProfile``.
+        """
         with self.lock:
+            request = {"tags": tags or {}, "properties": json.loads(json.dumps(properties or {}))}
             self.clusters[(resource_group.lower(), name.lower())] = _cluster_body(
-                resource_group, name, self.location, {"tags": tags or {}, "properties": {}}, "Succeeded"
+                resource_group, name, self.location, request, "Succeeded"
             )
             system = {"properties": {"vmSize": "Standard_D2s_v5", "count": 1, "mode": "System"}}
             self.pools[(resource_group.lower(), name.lower(), "system")] = _pool_body(
@@ -182,6 +222,12 @@ class FakeArm:
             self.pools[(resource_group.lower(), cluster.lower(), name.lower())] = _pool_body(
                 resource_group, cluster, name, body, "Succeeded"
             )
+
+    def cluster_puts(self, resource_group: str, name: str) -> list[ReceivedPut]:
+        """Every PUT of one managed cluster, oldest first, as the fake received it."""
+        path = _resource_id(resource_group, name).lower()
+        with self.lock:
+            return [put for put in self.puts if put.path.lower() == path]
 
     def calls(self, method: str | None = None, contains: str = "") -> list[tuple[str, str]]:
         with self.lock:
@@ -258,11 +304,13 @@ class FakeArm:
                         return self._blob(method, match.groupdict(), query, headers, body)
                     if headers.get("Authorization") != f"Bearer {TOKEN}":
                         return _error(401, "InvalidAuthenticationToken", "The access token is invalid.")
+                    if name == "cluster":
+                        return self._cluster(method, match.groupdict(), body, headers)
                     reply: _Reply = getattr(self, f"_{name}")(method, match.groupdict(), body)
                     return reply
             return _error(404, "InvalidResourceType", f"no route for {method} {path}")
 
-    def _cluster(self, method: str, params: dict[str, str], body: bytes) -> _Reply:
+    def _cluster(self, method: str, params: dict[str, str], body: bytes, headers: Any) -> _Reply:
         key = (params["rg"].lower(), params["cluster"].lower())
         operation_name = {"PUT": "cluster.put", "GET": "cluster.get", "DELETE": "cluster.delete"}[method]
         failure = self._take_failure(operation_name)
@@ -282,7 +330,16 @@ class FakeArm:
         if method == "DELETE":
             return self._delete(key, self.clusters, failure)
         request = json.loads(body or b"{}")
+        expected = headers.get("If-Match")
+        self.puts.append(ReceivedPut(_resource_id(params["rg"], params["cluster"]), request, expected))
         existed = key in self.clusters
+        # If-Match carries the entity tag quoted (RFC 9110 section 8.8.3; the SDK's quote_etag); the body's eTag is bare.
+        if expected is not None and (not existed or expected.strip('"') != self.clusters[key].get("eTag")):
+            return _error(
+                412,
+                "PreconditionFailed",
+                f"The If-Match header {expected} does not match the managed cluster's eTag.",
+            )
         self.clusters[key] = _cluster_body(
             params["rg"],
             params["cluster"],
@@ -464,7 +521,17 @@ def _resource_id(resource_group: str, cluster: str) -> str:
 def _cluster_body(
     resource_group: str, name: str, location: str, request: dict[str, Any], state: str
 ) -> dict[str, Any]:
-    properties = dict(request.get("properties", {}))
+    properties = copy.deepcopy(dict(request.get("properties", {})))
+    routing = (properties.get("ingressProfile") or {}).get("webAppRouting") or {}
+    if routing.get("enabled"):
+        # AKS gives the application routing add-on a managed identity of its own (read-only in the API).
+        routing.setdefault(
+            "identity",
+            {
+                "resourceId": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/MC_{resource_group}_{name}/providers/"
+                f"Microsoft.ManagedIdentity/userAssignedIdentities/webapprouting-{name}"
+            },
+        )
     dns_prefix = properties.get("dnsPrefix", name)
     properties.update(
         provisioningState=state,
@@ -478,6 +545,7 @@ def _cluster_body(
         "id": _resource_id(resource_group, name),
         "name": name,
         "type": "Microsoft.ContainerService/ManagedClusters",
+        "eTag": uuid.uuid4().hex,
         "location": location,
         "tags": request.get("tags", {}),
         "identity": request.get("identity", {"type": "SystemAssigned"}),

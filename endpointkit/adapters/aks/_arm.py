@@ -4,10 +4,20 @@ Uses azure-mgmt-containerservice (imported lazily). Its pipeline retries are swi
 so that :func:`~endpointkit.adapters.aks._errors.with_retries` is the one bounded retry policy; long-running
 operations (``begin_*`` pollers) are waited on with :func:`endpointkit._wait.wait_for`, bounded by the spec's
 timeouts and reporting progress. Sovereign clouds: ``arm_endpoint`` becomes ``base_url`` and the token scope.
+
+The Gateway API add-on lives in the managed cluster's ``properties.ingressProfile`` (models
+``ManagedClusterIngressProfile``, ``ManagedClusterIngressProfileGatewayConfiguration``,
+``ManagedClusterIngressProfileWebAppRouting``, ``ManagedClusterWebAppRoutingGatewayAPIImplementations``,
+``ManagedClusterAppRoutingIstio``; azure-mgmt-containerservice >= 41.1.0, ARM api-version >= 2026-02-01):
+``gatewayAPI.installation: Standard`` installs the managed Gateway API CRDs
+(https://learn.microsoft.com/azure/aks/managed-gateway-api) and
+``webAppRouting.gatewayAPIImplementations.appRoutingIstio.mode: Enabled`` runs the ``approuting-istio`` class
+(https://learn.microsoft.com/azure/aks/app-routing-gateway-api).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +29,7 @@ from endpointkit._lazy import require
 from endpointkit._wait import Progress, wait_for
 from endpointkit.adapters.aks._errors import PollPolicy, RetryPolicy, _map_errors, with_retries
 from endpointkit.adapters.aks._tls import azure_verify_options
-from endpointkit.errors import NotFoundError
+from endpointkit.errors import ConflictError, NotFoundError, ProviderError
 from endpointkit.spec import AksTarget
 
 __all__ = [
@@ -29,6 +39,7 @@ __all__ = [
     "PoolRequest",
     "default_client_factory",
     "default_credential",
+    "gateway_ingress_profile",
 ]
 
 SYSTEM_POOL = "system"
@@ -42,12 +53,31 @@ ClientFactory = Callable[..., Any]
 
 @dataclass(frozen=True, slots=True)
 class ClusterInfo:
-    """A managed cluster as ARM reports it."""
+    """A managed cluster as ARM reports it, with what its ingress and service mesh profiles turn on.
+
+    Attributes:
+        gateway_api_crds: ``ingressProfile.gatewayAPI.installation`` is ``Standard`` (managed Gateway API CRDs).
+        app_routing_istio: ``ingressProfile.webAppRouting.gatewayAPIImplementations.appRoutingIstio.mode`` is
+            ``Enabled`` (the ``approuting-istio`` Gateway class).
+        app_routing: ``ingressProfile.webAppRouting.enabled`` (the application routing operator, which syncs
+            Key Vault certificates to Gateway listeners).
+        istio_mesh: ``serviceMeshProfile.mode`` is ``Istio``: the Istio service mesh add-on, which cannot run
+            next to the ``approuting-istio`` implementation.
+    """
 
     name: str
     location: str
     provisioning_state: str
     tags: Mapping[str, str] = field(default_factory=dict)
+    gateway_api_crds: bool = False
+    app_routing_istio: bool = False
+    app_routing: bool = False
+    istio_mesh: bool = False
+
+    @property
+    def gateway_api(self) -> bool:
+        """Both halves of the application routing Gateway API add-on are on: the CRDs and the implementation."""
+        return self.gateway_api_crds and self.app_routing_istio
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,10 +230,21 @@ class ArmClient:
         return _cluster_info(found)
 
     def create_cluster(
-        self, *, tags: Mapping[str, str], timeout: float, progress: Progress | None
+        self,
+        *,
+        tags: Mapping[str, str],
+        timeout: float,
+        progress: Progress | None,
+        gateway_api: bool = False,
     ) -> ClusterInfo:
-        """Create the cluster with a small System pool and wait until it is provisioned."""
+        """Create the cluster with a small System pool and wait until it is provisioned.
+
+        With ``gateway_api`` the cluster is made with the application routing Gateway API add-on in its ingress
+        profile (:func:`gateway_ingress_profile`), as ``az aks create --enable-gateway-api
+        --enable-app-routing-istio`` would.
+        """
         models = require("azure.mgmt.containerservice.models", extra="aks")
+        ingress = models.ManagedClusterIngressProfile(gateway_ingress_profile()) if gateway_api else None
         body = models.ManagedCluster(
             location=self.target.location,
             dns_prefix=self.target.cluster.replace("_", "-")[:54].strip("-"),  # 1-54 letters, digits, hyphens
@@ -219,6 +260,7 @@ class ArmClient:
                 )
             ],
             tags=dict(tags),
+            ingress_profile=ingress,
         )
         result = self._long_running(
             f"create {self._cluster_label}",
@@ -228,6 +270,56 @@ class ArmClient:
             timeout=timeout,
             progress=progress,
         )
+        return _cluster_info(result)
+
+    def enable_gateway_api(self, *, timeout: float, progress: Progress | None) -> ClusterInfo:
+        """Turn on the application routing Gateway API add-on of the existing cluster; waits until provisioned.
+
+        ARM has no narrower write for it: the SDK's only partial update of a managed cluster,
+        ``begin_update_tags``, sends tags alone. So, like ``az aks update``, the cluster is read and PUT back
+        (``managed_clusters.begin_create_or_update``) with only ``properties.ingressProfile`` changed
+        (:func:`gateway_ingress_profile`) and ``If-Match`` its ``eTag``, so a change made meanwhile by someone else
+        is refused rather than overwritten. The SDK leaves read-only fields out of the body. Idempotent: a retry
+        reads the cluster again and sends the same change.
+
+        Raises:
+            NotFoundError: the cluster does not exist.
+            ConflictError: the cluster changed between the read and the write (HTTP 412): apply again.
+            ProviderError: ARM refused the change or the operation failed; Azure's code and message are in it.
+            ProvisionTimeout: the operation ran longer than ``timeout``.
+        """
+        models = require("azure.mgmt.containerservice.models", extra="aks")
+        core = require("azure.core", extra="aks")
+        clusters = self.client.managed_clusters
+
+        def start() -> Any:
+            current = clusters.get(self.target.resource_group, self.target.cluster)
+            body = current.as_dict(exclude_readonly=True)
+            properties = body.setdefault("properties", {})
+            properties["ingressProfile"] = gateway_ingress_profile(properties.get("ingressProfile"))
+            etag = current.e_tag or None
+            return clusters.begin_create_or_update(
+                self.target.resource_group,
+                self.target.cluster,
+                models.ManagedCluster(body),
+                etag=etag,
+                match_condition=core.MatchConditions.IfNotModified if etag else None,
+            )
+
+        operation = f"enable the Gateway API add-on on {self._cluster_label}"
+        try:
+            result = self._long_running(operation, start, timeout=timeout, progress=progress)
+        except ProviderError as error:
+            if error.details.get("status") != 412:
+                raise
+            raise ConflictError(
+                f"{operation}: the cluster changed while endpointkit was updating it (its eTag no longer "
+                "matches); nothing was changed: apply again",
+                provider="azure",
+                operation=operation,
+                code=error.code,
+                details=error.details,
+            ) from error
         return _cluster_info(result)
 
     def delete_cluster(self, *, timeout: float, progress: Progress | None) -> None:
@@ -344,12 +436,63 @@ def _tags(value: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in (value or {}).items()}
 
 
+def gateway_ingress_profile(current: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``properties.ingressProfile`` (REST JSON) with the application routing Gateway API add-on on, every other
+    field of ``current`` kept.
+
+    Sets ``gatewayAPI.installation: Standard`` (the managed Gateway API CRDs: "Use of self-managed Gateway API
+    CRDs with the application routing add-on is unsupported") and
+    ``webAppRouting.gatewayAPIImplementations.appRoutingIstio.mode: Enabled``
+    (https://learn.microsoft.com/azure/aks/app-routing-gateway-api). ``webAppRouting.enabled`` is set too: the
+    AKS API proposal that added ``gatewayAPIImplementations`` says ``--enable-app-routing-istio`` "will set app
+    routing to enabled if it isn't already", and the add-on's operator is what syncs Key Vault certificates to
+    Gateway listeners (https://learn.microsoft.com/azure/aks/app-routing-gateway-api-dns-tls). When this turns
+    application routing
+    on, its default NGINX controller is declined (``nginx.defaultIngressControllerType: None``,
+    https://learn.microsoft.com/azure/aks/app-routing-nginx-configuration): the Gateway is the way in, and no
+    extra public load balancer should appear.
+    """
+    profile: dict[str, Any] = copy.deepcopy(dict(current or {}))
+    profile["gatewayAPI"] = {**(profile.get("gatewayAPI") or {}), "installation": "Standard"}
+    routing: dict[str, Any] = dict(profile.get("webAppRouting") or {})
+    if not routing.get("enabled"):
+        routing["enabled"] = True
+        routing.setdefault("nginx", {"defaultIngressControllerType": "None"})
+    implementations: dict[str, Any] = dict(routing.get("gatewayAPIImplementations") or {})
+    implementations["appRoutingIstio"] = {**(implementations.get("appRoutingIstio") or {}), "mode": "Enabled"}
+    routing["gatewayAPIImplementations"] = implementations
+    profile["webAppRouting"] = routing
+    return profile
+
+
+def _field(data: Any, *path: str) -> Any:
+    """The value at ``path`` in nested REST JSON, or None where a level is missing."""
+    for key in path:
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _is(value: Any, wanted: str) -> bool:
+    return isinstance(value, str) and value.lower() == wanted.lower()
+
+
 def _cluster_info(cluster: Any) -> ClusterInfo:
+    raw = cluster.as_dict() if hasattr(cluster, "as_dict") else {}
+    ingress = _field(raw, "properties", "ingressProfile")
     return ClusterInfo(
         name=str(cluster.name),
         location=str(cluster.location or ""),
         provisioning_state=str(cluster.provisioning_state or "Unknown"),
         tags=_tags(cluster.tags),
+        gateway_api_crds=_is(_field(ingress, "gatewayAPI", "installation"), "Standard"),
+        app_routing_istio=_is(
+            _field(ingress, "webAppRouting", "gatewayAPIImplementations", "appRoutingIstio", "mode"),
+            "Enabled",
+        ),
+        app_routing=_field(ingress, "webAppRouting", "enabled") is True,
+        istio_mesh=_is(_field(raw, "properties", "serviceMeshProfile", "mode"), "Istio"),
     )
 
 

@@ -4,6 +4,10 @@ endpointkit endpoint uses them any more, and only when endpointkit made them (AR
 GPU capacity is a separate User pool because "taints and VM sizes can only be set for node pools during node
 pool creation" (https://learn.microsoft.com/azure/aks/use-nvidia-gpu). A pool whose VM size or taints differ from
 the spec is replaced only when endpointkit made it and nothing else runs on it; otherwise plan refuses it.
+
+A Gateway class that AKS turns on through the cluster's ingress profile (``approuting-istio``, see
+:mod:`._gateway_classes`) is part of a cluster endpointkit makes; on an existing cluster that lacks it, it is
+enabled only with ``allow_addon_changes: true`` and otherwise refused in plan, naming the ``az aks`` commands.
 """
 
 from __future__ import annotations
@@ -11,19 +15,29 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from endpointkit._wait import Progress, wait_for
 from endpointkit.adapters.aks import _render
 from endpointkit.adapters.aks._arm import ArmClient, ClusterInfo, PoolInfo, PoolRequest
 from endpointkit.adapters.aks._desired import GPU_RESOURCE, TAINTS, EndpointPlan, pool_request
 from endpointkit.adapters.aks._errors import PollPolicy
+from endpointkit.adapters.aks._gateway_classes import gateway_class_info
 from endpointkit.adapters.aks._kube import KubeClient, accelerator_nodes
 from endpointkit.adapters.aks._rules import FPGA_REGIONS
 from endpointkit.adapters.base import MANAGED_BY_TAG, MANAGED_BY_VALUE
 from endpointkit.errors import ConflictError, NotFoundError, ProviderError, UnsupportedCapabilityError
 from endpointkit.spec import AksTarget, Deployment
 
-__all__ = ["Infrastructure", "accelerator_of", "is_ours", "pool_request_for"]
+__all__ = [
+    "Infrastructure",
+    "MissingAddon",
+    "accelerator_of",
+    "gateway_addon_wanted",
+    "is_ours",
+    "missing_gateway_addon",
+    "pool_request_for",
+]
 
 logger = logging.getLogger("endpointkit.aks")
 _BUSY_STATES = frozenset(
@@ -38,6 +52,74 @@ def is_ours(tags: Mapping[str, str]) -> bool:
 
 def _remaining(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
+
+
+@dataclass(frozen=True, slots=True)
+class MissingAddon:
+    """A part of the Gateway API add-on a cluster lacks: the ingress profile field, and the command that sets it."""
+
+    what: str
+    command: str
+
+
+def _addon_class(target: AksTarget) -> bool:
+    """Whether the target's Gateway class is one AKS turns on through the cluster's ingress profile."""
+    info = gateway_class_info(target.gateway_class)
+    return info is not None and info.addon
+
+
+def gateway_addon_wanted(deployment: Deployment) -> bool:
+    """Whether endpointkit makes a Gateway of an add-on class for this spec, so the cluster must have the add-on.
+
+    Not when the spec names an existing ``gateway``: it is served already, by whatever its class is.
+    """
+    target = deployment.target
+    assert isinstance(target, AksTarget)
+    return target.gateway is None and _addon_class(target)
+
+
+def _key_vault_tls(target: AksTarget) -> bool:
+    return not isinstance(target.tls, str) and target.tls.key_vault_certificate is not None
+
+
+def missing_gateway_addon(deployment: Deployment, cluster: ClusterInfo) -> list[MissingAddon]:
+    """What of the Gateway API add-on this spec needs and ``cluster`` lacks, each with its ``az aks`` command.
+
+    Commands from https://learn.microsoft.com/azure/aks/managed-gateway-api (``--enable-gateway-api``),
+    https://learn.microsoft.com/azure/aks/app-routing-gateway-api (``--enable-app-routing-istio``) and, for a
+    Key Vault certificate, https://learn.microsoft.com/azure/aks/app-routing-gateway-api-dns-tls (``az aks
+    approuting enable``: its operator syncs the certificate). Empty when nothing is missing or no add-on is wanted.
+    """
+    if not gateway_addon_wanted(deployment):
+        return []
+    target = deployment.target
+    assert isinstance(target, AksTarget)
+    where = f"--resource-group {target.resource_group} --name {cluster.name}"
+    missing = []
+    if not cluster.gateway_api_crds:
+        missing.append(
+            MissingAddon(
+                "the managed Gateway API CRDs (ingressProfile.gatewayAPI.installation: Standard)",
+                f"az aks update {where} --enable-gateway-api",
+            )
+        )
+    if not cluster.app_routing_istio:
+        missing.append(
+            MissingAddon(
+                "the application routing Gateway API implementation "
+                "(ingressProfile.webAppRouting.gatewayAPIImplementations.appRoutingIstio.mode: Enabled)",
+                f"az aks update {where} --enable-app-routing-istio",
+            )
+        )
+    elif not cluster.app_routing and _key_vault_tls(target):
+        missing.append(
+            MissingAddon(
+                "the application routing add-on (ingressProfile.webAppRouting.enabled), whose operator syncs "
+                "Key Vault certificates to Gateway listeners",
+                f"az aks approuting enable {where}",
+            )
+        )
+    return missing
 
 
 class Infrastructure:
@@ -79,7 +161,10 @@ class Infrastructure:
             # Recorded before the call: a create that fails half-way leaves a Failed cluster that is ours.
             self.created_cluster = True
             return self.arm.create_cluster(
-                tags=plan.infra_tags, timeout=_remaining(deadline), progress=progress
+                tags=plan.infra_tags,
+                timeout=_remaining(deadline),
+                progress=progress,
+                gateway_api=_addon_class(self.target),
             )
         state = cluster.provisioning_state.lower()
         if state in _BUSY_STATES:
@@ -103,6 +188,75 @@ class Infrastructure:
                 code=cluster.provisioning_state,
             )
         return cluster
+
+    # ---- Gateway API add-on ------------------------------------------------------------------------
+    def check_gateway_addon(self, deployment: Deployment, cluster: ClusterInfo) -> None:
+        """Refuse a spec whose Gateway class needs an add-on ``cluster`` lacks, unless ``allow_addon_changes``.
+
+        Read-only: decides from what ARM reported in ``cluster``. Nothing to check for a class AKS does not turn on
+        through the ingress profile, or when the spec names an existing ``gateway``.
+
+        Raises:
+            ConflictError: the add-on is missing and ``allow_addon_changes`` is false (the message names the
+                cluster, what is missing and the ``az aks`` commands, ``details["commands"]`` lists them); or the
+                cluster runs the Istio service mesh add-on, which AKS does not run next to ``approuting-istio``
+                ("You can't enable the application routing Gateway API implementation and the Istio service mesh
+                add-on at the same time", https://learn.microsoft.com/azure/aks/app-routing-gateway-api).
+        """
+        missing = missing_gateway_addon(deployment, cluster)
+        if not missing:
+            return
+        target = self.target
+        field = f"targets.{deployment.target_name}.gateway_class"
+        label = f"AKS cluster {cluster.name} (resource group {target.resource_group})"
+        if cluster.istio_mesh and not cluster.app_routing_istio:
+            raise ConflictError(
+                f"{field}: {target.gateway_class} cannot be enabled on {label}: it runs the Istio service mesh "
+                "add-on, and AKS does not run both: set gateway_class: istio (the mesh's own Gateway class, "
+                "with az aks update --enable-gateway-api), or disable the mesh (az aks mesh disable "
+                f"--resource-group {target.resource_group} --name {cluster.name}) and apply again",
+                provider="azure",
+                operation="check Gateway API add-on",
+                code="IstioServiceMeshEnabled",
+                details={"missing": [m.what for m in missing]},
+            )
+        if target.allow_addon_changes:
+            return
+        commands = [m.command for m in missing]
+        raise ConflictError(
+            f"{field}: {target.gateway_class} needs, on {label}, "
+            f"{'; and '.join(m.what for m in missing)}, which the cluster does not have: run "
+            f"{' then '.join(commands)}, or set allow_addon_changes: true (endpointkit then enables it, changing "
+            "only the cluster's ingress profile)",
+            provider="azure",
+            operation="check Gateway API add-on",
+            code="GatewayAddonMissing",
+            details={"missing": [m.what for m in missing], "commands": commands},
+        )
+
+    def ensure_gateway_addon(
+        self, deployment: Deployment, cluster: ClusterInfo, *, deadline: float, progress: Progress | None
+    ) -> ClusterInfo:
+        """The cluster with the Gateway API add-on the spec needs: enabled when missing and allowed.
+
+        Blocks until ARM has provisioned the change (bounded by ``deadline``, progress reported). Never enables
+        anything unless ``allow_addon_changes`` is true; the change is logged as a warning, and only
+        ``properties.ingressProfile`` changes (:meth:`ArmClient.enable_gateway_api`). Idempotent.
+
+        Raises:
+            ConflictError: as :meth:`check_gateway_addon`; or the cluster changed while it was being updated.
+            ProviderError: ARM refused the change or its operation failed (Azure's reason in the message).
+        """
+        self.check_gateway_addon(deployment, cluster)
+        missing = missing_gateway_addon(deployment, cluster)
+        if not missing:
+            return cluster
+        logger.warning(
+            "enabling on AKS cluster %s (allow_addon_changes: true): %s",
+            cluster.name,
+            "; ".join(m.what for m in missing),
+        )
+        return self.arm.enable_gateway_api(timeout=_remaining(deadline), progress=progress)
 
     # ---- pool ----------------------------------------------------------------------------------------
     def users(self, kube: KubeClient) -> dict[str, set[str]]:
