@@ -162,6 +162,7 @@ def apply(
     dry_run: bool = False,
     max_hourly_cost: float | None = None,
     record_checks: bool = False,
+    rehearse: bool = True,
     **options: Any,
 ) -> EndpointState:
     """Create or update the endpoint and block until it serves (bounded by the spec's timeouts).
@@ -170,7 +171,10 @@ def apply(
     the new version before it takes any traffic (a new endpoint is checked once it serves), and a failed check
     raises ``VerificationError`` with the previous version still serving. ``record_checks`` makes the new
     version the reference instead: its answers are written to the checks' ``expect`` files (how a first version
-    gets them), then the other checks run. On failure everything this run created
+    gets them), then the other checks run. On SageMaker a spec with checks is first rehearsed: the exact
+    ``model.tar.gz`` runs on a local tritonserver in SageMaker mode and the checks run against it, before any
+    SageMaker call, even the plan's reads (``rehearse=False`` skips it, e.g. on a machine without
+    tritonserver). On failure everything this run created
     is deleted, what existed before is left serving, and the provider's reason is raised. With ``dry_run`` the
     endpoint is applied to an in-memory target; with ``max_hourly_cost`` (USD) a spec whose estimated on-demand
     cost per hour is above it, or unknown, is refused before any call.
@@ -186,8 +190,21 @@ def apply(
     with _adapter_for(deployment, adapter, options, dry_run=dry_run) as active:
         # Made before planning: the check files are read now, so a bad one fails before anything starts.
         hook = None if dry_run else verify_hook(deployment, active, progress=progress, record=record_checks)
+        if hook is not None and rehearse and not record_checks:
+            _rehearse_if_sagemaker(deployment, active, progress)  # before the plan: not one SageMaker call yet
         state = apply_plan(deployment, active, make_plan(deployment, active), progress=progress, verify=hook)
     return _with_invoke_settings(state, deployment)
+
+
+def _rehearse_if_sagemaker(deployment: Deployment, adapter: Adapter, progress: Progress | None) -> None:
+    """Run the checks on the archive SageMaker would get, on a local tritonserver, before any SageMaker call."""
+    if deployment.kind != "sagemaker":
+        return
+    from endpointkit import _rehearsal  # loads the local and SageMaker adapters: only for a SageMaker apply
+    from endpointkit.adapters.sagemaker import SageMakerAdapter
+
+    if isinstance(adapter, SageMakerAdapter):
+        _rehearsal.rehearse(deployment, adapter, verify_hook, progress=progress)
 
 
 def _check_cost_limit(deployment: Deployment, limit: float) -> None:

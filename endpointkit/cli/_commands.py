@@ -52,6 +52,7 @@ def _one_apply(deployment: Deployment, args: argparse.Namespace, progress: Progr
         dry_run=args.dry_run,
         max_hourly_cost=args.max_hourly_cost,
         record_checks=args.record_checks,
+        rehearse=args.rehearse,
     )
     return _Outcome(
         _state_document(state), _describe_state(state, state.name), state.status.value, state.url or ""

@@ -176,6 +176,13 @@ def _add_endpoint_commands(commands: _Commands) -> None:
         help="make the new version the reference: write the verify checks' expect files from its answers "
         "instead of comparing (how the first version gets them); the other checks still run",
     )
+    apply.add_argument(
+        "--no-rehearse",
+        dest="rehearse",
+        action="store_false",
+        help="SageMaker: skip running the verify checks on the exact model.tar.gz on a local tritonserver "
+        "before any SageMaker call",
+    )
     status = _add_spec_command(
         commands,
         "status",

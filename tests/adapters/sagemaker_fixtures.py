@@ -4,7 +4,9 @@ moto runs as a ThreadedMotoServer on 127.0.0.1 (a free port) and the adapter rea
 ``AWS_ENDPOINT_URL``, exactly as it would reach LocalStack. Where moto has gaps (no UpdateEndpoint, endpoints
 InService at once, no Failed state, duplicates silently overwritten) botocore event hooks fill them in:
 ``before-call`` handlers answer instead of moto (faults, UpdateEndpoint) and ``after-call`` handlers rewrite
-DescribeEndpoint answers (scripted statuses).
+DescribeEndpoint answers (scripted statuses). ``before-parameter-build`` handlers record the parameters of every
+call as the adapter passed them (``BotoHooks.sent``); botocore validates them against its service model after
+that, so a malformed request fails the test the way it would fail against AWS.
 
 Test modules load it with ``pytest_plugins = ["tests.adapters.sagemaker_fixtures"]`` (and may import its helpers,
 which is why pytest must not try to rewrite it: PYTEST_DONT_REWRITE).
@@ -12,6 +14,7 @@ which is why pytest must not try to rewrite it: PYTEST_DONT_REWRITE).
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import json
 import logging
@@ -124,6 +127,8 @@ class BotoHooks:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
         self.requests: dict[tuple[str, str], dict[str, Any]] = {}
+        self.params: list[tuple[str, str, dict[str, Any]]] = []
+        self.callbacks: dict[tuple[str, str], list[Callable[[dict[str, Any]], None]]] = {}
         self.faults: list[Fault] = []
         self.responders: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = {}
         self.statuses: dict[str, list[tuple[str, str | None]]] = {}
@@ -137,6 +142,7 @@ class BotoHooks:
     # ---- wiring
     def factory(self, service: str) -> Any:
         client = self._base(service)
+        client.meta.events.register("before-parameter-build", self._record_params)
         client.meta.events.register("before-call", self._before_call)
         client.meta.events.register("after-call", self._after_call)
         return client
@@ -146,6 +152,10 @@ class BotoHooks:
 
     def mutating(self) -> list[tuple[str, str]]:
         return [(svc, op) for svc, op in self.calls if not op.startswith(("Describe", "List", "Get", "Head"))]
+
+    def sent(self, service: str, operation: str) -> list[dict[str, Any]]:
+        """The parameters of every ``service``/``operation`` call, in order, as the adapter passed them."""
+        return [params for svc, op, params in self.params if (svc, op) == (service, operation)]
 
     # ---- configuration
     def fail(self, service: str, operation: str, code: str, message: str = "", **options: Any) -> Fault:
@@ -159,6 +169,10 @@ class BotoHooks:
         """Answer ``service``/``operation`` with ``responder(request_dict)`` (a parsed response) instead of moto."""
         self.responders[(service, operation)] = responder
 
+    def before(self, service: str, operation: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Run ``callback(request_dict)`` just before each ``service``/``operation`` call (which then goes on)."""
+        self.callbacks.setdefault((service, operation), []).append(callback)
+
     def script_status(self, endpoint: str, *statuses: tuple[str, str | None], sticky: bool = False) -> None:
         """DescribeEndpoint of ``endpoint`` reports these (status, FailureReason) in turn, then moto's own answer
         (or the last scripted one forever, when ``sticky``)."""
@@ -166,10 +180,19 @@ class BotoHooks:
         self.sticky[endpoint] = sticky
 
     # ---- handlers
+    def _record_params(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        try:
+            recorded = copy.deepcopy(params)
+        except TypeError:  # a body that is an open file (S3 uploads): keep the top level only
+            recorded = dict(params)
+        self.params.append((model.service_model.service_name, model.name, recorded))
+
     def _before_call(self, model: Any, params: dict[str, Any], **_: Any) -> Any:
         service, operation = model.service_model.service_name, model.name
         self.calls.append((service, operation))
         self.requests[(service, operation)] = params
+        for callback in self.callbacks.get((service, operation), []):
+            callback(params)
         for fault in self.faults:
             if fault.take(service, operation):
                 return error_answer(fault.code, fault.message, fault.status, **fault.extra)
@@ -315,6 +338,15 @@ class SageMakerWorld:
         self.client("s3").download_file(BUCKET, key, str(path))
         with tarfile.open(path) as archive:
             return archive.getnames()
+
+    def alarms(self) -> list[dict[str, Any]]:
+        """Every CloudWatch metric alarm in the account, by name."""
+        found = self.client("cloudwatch").describe_alarms(AlarmTypes=["MetricAlarm"])["MetricAlarms"]
+        return sorted(found, key=lambda alarm: str(alarm["AlarmName"]))
+
+    def alarm_tags(self, arn: str) -> dict[str, str]:
+        response = self.client("cloudwatch").list_tags_for_resource(ResourceARN=arn)
+        return {tag["Key"]: tag["Value"] for tag in response["Tags"]}
 
     def scalable_targets(self) -> list[dict[str, Any]]:
         client = self.client("application-autoscaling")

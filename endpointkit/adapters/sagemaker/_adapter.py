@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-import functools
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,43 +23,46 @@ from endpointkit.adapters.base import (
     LogsAdapter,
     MetricsAdapter,
     ObservedState,
-    RawResponse,
     ReapableAdapter,
     Resource,
     ResourceKind,
+    RolloutAdapter,
+    VerifyHook,
 )
 from endpointkit.adapters.naming import managed_tags
-from endpointkit.adapters.sagemaker import _desired
+from endpointkit.adapters.sagemaker import _deployment_config, _desired
+from endpointkit.adapters.sagemaker._alarms import RolloutAlarms
 from endpointkit.adapters.sagemaker._api import SageMakerApi
-from endpointkit.adapters.sagemaker._artifacts import ArtifactStore
+from endpointkit.adapters.sagemaker._artifacts import ArtifactStore, RehearsalArtifact
 from endpointkit.adapters.sagemaker._async_inference import (
-    DEFAULT_ASYNC_TIMEOUT,
-    DEFAULT_POLL_INTERVAL,
     SAGEMAKER_ASYNC_LIMIT,
     AsyncInvoker,
     async_input_prefix,
-    check_async_size,
-    input_prefix,
 )
 from endpointkit.adapters.sagemaker._autoscaling import Autoscaler
-from endpointkit.adapters.sagemaker._clients import MAX_POOL_CONNECTIONS, ClientFactory, make_client_factory
+from endpointkit.adapters.sagemaker._clients import MAX_POOL_CONNECTIONS, ClientFactory
 from endpointkit.adapters.sagemaker._drift import endpoint_drift
 from endpointkit.adapters.sagemaker._errors import Caller
 from endpointkit.adapters.sagemaker._executor import BlockingCallExecutor
 from endpointkit.adapters.sagemaker._images import DEFAULT_TRITON_TAG
-from endpointkit.adapters.sagemaker._invoke import invoke_endpoint, refuse_model_selection
+from endpointkit.adapters.sagemaker._invocations import Invocations
 from endpointkit.adapters.sagemaker._logs import CloudWatchLogs
 from endpointkit.adapters.sagemaker._metrics import read_metrics
 from endpointkit.adapters.sagemaker._reap import Reaper
 from endpointkit.adapters.sagemaker._rollout import FALLBACK_TAG, Rollout
 from endpointkit.adapters.sagemaker._state import Description, EndpointWaiter, tag_list
 from endpointkit.adapters.sagemaker._teardown import Teardown
-from endpointkit.errors import ConflictError, NotFoundError, UnsupportedCapabilityError
+from endpointkit.errors import (
+    ConflictError,
+    EndpointKitError,
+    NotFoundError,
+    UnsupportedCapabilityError,
+)
 from endpointkit.modelrepo import load_repository
 from endpointkit.payloads import SAGEMAKER_REALTIME_LIMIT, SAGEMAKER_SERVERLESS_LIMIT
 from endpointkit.spec import Deployment, SageMakerTarget
 
-__all__ = ["DEFAULT_DELETE_TIMEOUT", "FALLBACK_TAG", "SageMakerAdapter"]
+__all__ = ["DEFAULT_DELETE_TIMEOUT", "FALLBACK_TAG", "RehearsalArtifact", "SageMakerAdapter"]
 
 logger = logging.getLogger("endpointkit.sagemaker")
 
@@ -67,7 +70,7 @@ DEFAULT_DELETE_TIMEOUT = 20 * 60.0
 """Seconds ``destroy_by_state`` waits for an endpoint to be gone: there is no spec, so no ``timeouts.delete``."""
 
 
-class SageMakerAdapter:
+class SageMakerAdapter(Invocations):
     """Deploys a Triton model repository on Amazon SageMaker real-time, serverless or asynchronous hosting.
 
     Resources: a Model (the ``sagemaker-tritonserver`` image with the packaged repository from S3), an
@@ -171,11 +174,22 @@ class SageMakerAdapter:
             clock=clock,
             failure_logs=self._logs.last_lines,
         )
+        alarms = RolloutAlarms(self._api)
         self._teardown = Teardown(
-            self._api, autoscaler=self._autoscaler, waiter=self._waiter, artifacts=self._artifacts
+            self._api,
+            autoscaler=self._autoscaler,
+            waiter=self._waiter,
+            artifacts=self._artifacts,
+            alarms=alarms,
         )
         self._rollout = Rollout(
-            self._api, autoscaler=self._autoscaler, waiter=self._waiter, teardown=self._teardown, clock=clock
+            self._api,
+            autoscaler=self._autoscaler,
+            waiter=self._waiter,
+            teardown=self._teardown,
+            alarms=alarms,
+            state=self._state,
+            clock=clock,
         )
         self._reaper = Reaper(self._api, teardown=self._teardown, artifacts=self._artifacts)
         self._async = AsyncInvoker(
@@ -275,7 +289,8 @@ class SageMakerAdapter:
         """The endpoint, the config and model it runs, and which desired resources exist. Read-only.
 
         An unchanged endpoint costs DescribeEndpoint, ListTags and DescribeEndpointConfig. ``drift`` names the
-        weights, counts, config and tags changed since the last apply (``_drift``).
+        weights, counts, config and tags changed since the last apply (``_drift``). ``refusal`` (raised by plan
+        and apply, not destroy) says when the spec's rollout cannot move the existing endpoint to the new config.
 
         Raises:
             ConflictError: an endpoint of that name exists and is not managed by endpointkit.
@@ -284,6 +299,7 @@ class SageMakerAdapter:
         existing: set[tuple[ResourceKind, str]] = set()
         model: Resource | None = None
         config: Resource | None = None
+        refusal: EndpointKitError | None = None
         if description is not None:
             if not self._api.is_managed(description):
                 raise ConflictError(
@@ -305,6 +321,10 @@ class SageMakerAdapter:
                     existing.add(("endpoint_config", config_name))
                     if model_name == desired.model.name:
                         existing.add(("model", model_name))
+                else:
+                    refusal = _deployment_config.rollout_refusal(
+                        deployment, [v["VariantName"] for v in variants]
+                    )
         for resource in (desired.model, desired.config):
             if (resource.kind, resource.name) not in existing and self._api.describe(
                 resource.kind, resource.name
@@ -314,7 +334,7 @@ class SageMakerAdapter:
         if description is not None:
             drift = endpoint_drift(description, self._api.endpoint_tags(description), desired)
         state = self._state(deployment.name, description)
-        return ObservedState(state, model, config, frozenset(existing), drift=drift)
+        return ObservedState(state, model, config, frozenset(existing), drift=drift, refusal=refusal)
 
     def logs(
         self,
@@ -396,23 +416,73 @@ class SageMakerAdapter:
 
     # ------------------------------------------------------------------------------------------------ update
     def update_endpoint(
-        self, deployment: Deployment, desired: DesiredState, *, progress: Progress | None = None
+        self,
+        deployment: Deployment,
+        desired: DesiredState,
+        *,
+        progress: Progress | None = None,
+        verify: VerifyHook | None = None,
     ) -> None:
         """Move the endpoint to ``desired.config`` blue/green and wait until it serves on it.
 
         The old config keeps serving until the new fleet is InService (SageMaker's default blue/green
-        deployment). Variants whose instance type changes are deregistered from autoscaling first (SageMaker
-        refuses such an update otherwise) and registered again after; on failure the old registrations are
-        restored. Capacity errors try ``instance_type_fallbacks`` as create does.
+        deployment). With a ``canary`` or ``linear`` rollout, SageMaker shifts the traffic itself
+        (UpdateEndpoint ``DeploymentConfig``) and rolls back on its own, even without this process, when one of
+        the rollout's alarms goes off; the alarms are created first and deleted once a rollout no longer asks for
+        them (:meth:`rollout_lines` names them). Variants whose instance type changes are deregistered from
+        autoscaling first (SageMaker refuses such an update otherwise) and registered again after; on failure
+        the old registrations are restored. Capacity errors try ``instance_type_fallbacks`` as create does.
+
+        ``verify`` runs once the update is complete: SageMaker cannot address the new fleet before it takes
+        traffic, so the check comes after the shift (which the alarms guard). When it raises, the endpoint is
+        moved back to the config it ran before (which serves again), then the error propagates.
 
         Raises:
             NotFoundError: the endpoint does not exist.
+            SpecError: SageMaker cannot run the spec's rollout (before any call).
+            UnsupportedCapabilityError: a canary or linear rollout across a change of variant names; or the
+                adapter has no spec target (built by :meth:`from_state`).
+            VerificationError: an alarm rolled the update back, or ``verify`` failed; the old config serves.
             CapacityError, QuotaError, ProviderError: the update failed; the old config is still serving.
             ProvisionTimeout: not done within ``timeouts.update``.
-            UnsupportedCapabilityError: the adapter has no spec target (built by :meth:`from_state`).
         """
         self._require_target("update")
-        self._rollout.update_endpoint(deployment, desired, progress)
+        self._rollout.update_endpoint(deployment, desired, progress, verify)
+
+    def rollout_lines(self, deployment: Deployment) -> list[str]:
+        """How an update moves traffic on SageMaker, one plan line each (``rollout:`` goes before). No call.
+
+        E.g. ``canary 10% for 5m, then 100%; auto-rollback on alarms endpointkit-x-primary-errors (5XX > 1%),
+        endpointkit-x-primary-p99 (p99 > 250 ms)``, then who shifts the traffic and when the old fleet goes, a
+        variant too small for the step, and when the ``verify`` checks run.
+
+        Raises:
+            SpecError: SageMaker cannot run the rollout as written (a step or wait out of its bounds, too many
+                alarms, ``timeouts.update`` too short for the waits, Inf1 instances).
+        """
+        return _deployment_config.rollout_lines(deployment)
+
+    @contextlib.contextmanager
+    def rehearsal_artifact(self, deployment: Deployment) -> Iterator[RehearsalArtifact]:
+        """The very ``model.tar.gz`` :meth:`create` would upload for ``deployment``, in a temporary folder removed
+        when the ``with`` block ends; with the default model and environment its container would get.
+
+        A local repository is packaged by the code path of the upload (``ArtifactStore.packaged``), byte for byte
+        the same; an ``s3://`` archive is downloaded (S3 GetObject). No SageMaker call either way.
+
+        Raises:
+            SpecError: the spec is not deployable on SageMaker (as :meth:`desired`).
+            NotFoundError: the ``s3://`` archive does not exist.
+        """
+        model = self.desired(deployment).model.properties
+        environment = dict(model["environment"])
+        default_model = environment.get(_desired.DEFAULT_MODEL_ENV)
+        if model.get("content_hash"):
+            with self._artifacts.packaged(model["repository"], model["content_hash"]) as packaged:
+                yield RehearsalArtifact(packaged.path, default_model, environment)
+        else:
+            with self._artifacts.downloaded(model["model_data_url"]) as path:
+                yield RehearsalArtifact(path, default_model, environment)
 
     # ------------------------------------------------------------------------------------------------ delete
     def delete(
@@ -496,153 +566,6 @@ class SageMakerAdapter:
             state, progress=progress, timeout=self.delete_timeout, purge_artifacts=self.purge_artifacts
         )
 
-    # ------------------------------------------------------------------------------------------------ invoke
-    def _runtime(self, timeout: float | None) -> Any:
-        if timeout is None or self._api.has_factory:
-            return self._api.client("sagemaker-runtime")  # a given factory decides its clients' timeouts
-        factory = make_client_factory(
-            self.region,
-            session=self._session,
-            read_timeout=timeout,
-            max_pool_connections=self._api.max_pool_connections,
-        )
-        return self._api.extra_client(f"sagemaker-runtime:{timeout:g}", factory, "sagemaker-runtime")
-
-    def invoke(
-        self,
-        state: EndpointState,
-        body: bytes | Sequence[bytes | bytearray | memoryview],
-        headers: Mapping[str, str],
-        *,
-        model: str | None = None,
-        timeout: float | None = None,
-    ) -> RawResponse:
-        """Send one encoded request through ``sagemaker-runtime`` InvokeEndpoint (``TargetVariant`` if set).
-
-        Raises:
-            UnsupportedCapabilityError: ``model`` names a model (a SageMaker endpoint serves its default model),
-                or the endpoint is asynchronous.
-            ProviderError: the container answered an error (ModelError), with Triton's status and message.
-        """
-        return invoke_endpoint(
-            self._api.caller,
-            self._runtime(timeout),
-            state,
-            body,
-            headers,
-            model=model,
-            target_variant=self.target_variant,
-        )
-
-    async def ainvoke(
-        self,
-        state: EndpointState,
-        body: bytes | Sequence[bytes | bytearray | memoryview],
-        headers: Mapping[str, str],
-        *,
-        model: str | None = None,
-        timeout: float | None = None,
-    ) -> RawResponse:
-        """:meth:`invoke` for asyncio: the same request and result, on the adapter's bounded executor.
-
-        At most ``max_concurrency`` calls run at once (16 by default, as many as each default client keeps
-        pooled connections); more wait in line, in order. Cancelling the awaiting task drops a call still in
-        line; one already sent runs to its end on its thread (botocore cannot abort a request), its connection
-        goes back to the pool and its result is dropped. :meth:`close` waits for calls running then.
-
-        Why threads and not aiobotocore: aiobotocore pins botocore to a narrow window of its own (3.10 needs
-        botocore <1.43.118) while boto3 pins botocore to its own release, so the two cannot share one install,
-        and the ``sagemaker`` extra would have to follow aiobotocore's releases; it would also add aiohttp to
-        the import. Handing a call to a thread costs tens to a few hundred microseconds, against the
-        milliseconds of a round trip to SageMaker at the very least.
-
-        Raises:
-            The errors of :meth:`invoke`.
-        """
-        call = functools.partial(self.invoke, state, body, headers, model=model, timeout=timeout)
-        return await self._executor.run(call)
-
-    def invoke_asynchronous(
-        self,
-        state: EndpointState,
-        body: bytes | Sequence[bytes | bytearray | memoryview],
-        headers: Mapping[str, str],
-        *,
-        model: str | None = None,
-        timeout: float | None = None,
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
-        progress: Progress | None = None,
-    ) -> RawResponse:
-        """Run one request on an asynchronous endpoint: upload it to S3, InvokeEndpointAsync, wait for the result.
-
-        Where the request goes and the S3 permissions it takes: ``_async_inference.input_prefix`` and
-        ``AsyncInvoker``. Large bodies go up in parts; a body of several buffers is read in place, never joined.
-        The result is looked for (S3 HEAD) at the OutputLocation and FailureLocation SageMaker answers, first
-        after ``poll_interval`` seconds, then at doubling intervals up to 5 s. The request object is deleted
-        once the result or failure is read (best effort). Blocks.
-
-        Args:
-            state: the endpoint; a state that does not say its mode (a listed or hand-made one) is described
-                first.
-            body, headers: the encoded request (``payloads.encode_request(..., protocol="sagemaker")``).
-            model: must be None: a SageMaker endpoint serves its default model.
-            timeout: seconds to wait for the result, upload included (default 900, SageMaker's default
-                invocation timeout); SageMaker is told to drop the request after as long (RequestTTLSeconds,
-                InvocationTimeoutSeconds, within their bounds of 60-21600 s and 1-3600 s).
-            poll_interval: seconds before the second look for the result.
-            progress: called after each look with an ``endpointkit.ProgressEvent``.
-
-        Returns:
-            The output object as a RawResponse; its content type is the object's (the Triton container's).
-
-        Raises:
-            UnsupportedCapabilityError: ``model`` names a model, or the endpoint is not asynchronous; no call made.
-            PayloadError: the body is over 1 GB, SageMaker's asynchronous limit; no call made.
-            NotFoundError: the endpoint does not exist.
-            ProviderError: the request failed (``code="AsyncInferenceFailed"``, the failure object's text), no
-                result came within ``timeout`` (``code="Timeout"``, the message says where it will appear and the
-                request object is kept for SageMaker to read), or AWS refused a call.
-        """
-        refuse_model_selection(state, model)
-        check_async_size(body)
-        endpoint = self._asynchronous_endpoint(state)
-        return self._async.invoke(
-            endpoint.name,
-            input_prefix(endpoint, explicit=self.async_input_path, target=self.target),
-            body,
-            headers,
-            timeout=DEFAULT_ASYNC_TIMEOUT if timeout is None else timeout,
-            poll_interval=poll_interval,
-            progress=progress,
-        )
-
-    def _asynchronous_endpoint(self, state: EndpointState) -> EndpointState:
-        """``state``, described first when it does not say its mode or output path; refused unless asynchronous."""
-        if "mode" not in state.extra or (
-            state.extra["mode"] == "async" and not state.extra.get("async_output_path")
-        ):
-            description = self._api.describe("endpoint", state.name)
-            if description is None:
-                raise NotFoundError(
-                    f"endpoint {state.name} does not exist in {self.region}",
-                    provider="sagemaker",
-                    operation="invoke_endpoint_async",
-                    code="NOT_FOUND",
-                )
-            if description.get("EndpointConfigName"):
-                self._api.describe("endpoint_config", description["EndpointConfigName"])
-            state = self._state(state.name, description)
-        mode = state.extra.get("mode")
-        if mode != "async":
-            raise UnsupportedCapabilityError(
-                f"endpoint {state.name} is a {mode} endpoint, not an asynchronous one: invoke it without "
-                "asynchronous=True, or give the target an `async:` section (output_path) and apply",
-                missing={
-                    Capability.ASYNC_INFERENCE.value: f"the endpoint's config has no AsyncInferenceConfig ({mode})"
-                },
-            )
-        return state
-
     def close(self) -> None:
         """Shut the :meth:`ainvoke` executor down (waiting for its running calls), then close every client's
         connections. The adapter can be used again: the executor and clients are rebuilt on demand."""
@@ -659,5 +582,6 @@ if TYPE_CHECKING:
     _reapable: type[ReapableAdapter] = SageMakerAdapter
     _logs: type[LogsAdapter] = SageMakerAdapter
     _metrics: type[MetricsAdapter] = SageMakerAdapter
+    _rollout: type[RolloutAdapter] = SageMakerAdapter
     _awaitable: type[AsyncAdapter] = SageMakerAdapter
     _queueing: type[AsyncInferenceAdapter] = SageMakerAdapter

@@ -1,10 +1,13 @@
-"""The model artifact in S3: package a local repository, upload it once, check a given archive, purge on request."""
+"""The model artifact in S3: package a local repository, upload it once, check a given archive, purge on request,
+and hand the same archive to a local rehearsal."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -13,9 +16,9 @@ from endpointkit._lazy import require
 from endpointkit.adapters.base import MANAGED_BY_TAG, MANAGED_BY_VALUE
 from endpointkit.adapters.sagemaker._errors import Caller
 from endpointkit.errors import NotFoundError
-from endpointkit.modelrepo import package_repository
+from endpointkit.modelrepo import PackagedRepository, package_repository
 
-__all__ = ["ArtifactStore", "parse_s3_url"]
+__all__ = ["ArtifactStore", "RehearsalArtifact", "parse_s3_url"]
 
 logger = logging.getLogger("endpointkit.sagemaker")
 
@@ -35,6 +38,20 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     """``(bucket, key)`` of ``s3://bucket/key``."""
     bucket, _, key = url.removeprefix("s3://").partition("/")
     return bucket, key
+
+
+@dataclass(frozen=True, slots=True)
+class RehearsalArtifact:
+    """The ``model.tar.gz`` SageMaker would be given, and how its container would start on it.
+
+    ``archive`` is a temporary file (see :meth:`~endpointkit.adapters.sagemaker.SageMakerAdapter.rehearsal_artifact`); ``default_model`` is
+    ``SAGEMAKER_TRITON_DEFAULT_MODEL_NAME`` of the container (None when the container chooses), ``environment``
+    the container's whole environment.
+    """
+
+    archive: Path
+    default_model: str | None
+    environment: Mapping[str, str]
 
 
 class ArtifactStore:
@@ -92,17 +109,45 @@ class ArtifactStore:
         if existing is not None and existing.get("Metadata", {}).get(SHA256_METADATA) == sha256:
             logger.info("model artifact %s is already uploaded (sha256 %s)", url, sha256[:12])
             return False
+        with self.packaged(repository, sha256) as packaged:
+            self._upload(packaged.path, url, packaged.content_sha256, packaged.size, {ENDPOINT_TAG: endpoint})
+        return True
+
+    @contextlib.contextmanager
+    def packaged(self, repository: str, sha256: str | None = None) -> Iterator[PackagedRepository]:
+        """The ``model.tar.gz`` of ``repository`` in a temporary folder, removed on exit: what an upload sends.
+
+        The one way an archive is built, for :meth:`ensure_uploaded` and for a local rehearsal alike. A
+        repository whose content hash is no longer ``sha256`` (edited since it was planned) is packaged as it
+        is now, with a warning.
+        """
         with tempfile.TemporaryDirectory(prefix="endpointkit-") as folder:
             packaged = package_repository(repository, Path(folder) / "model.tar.gz")
-            if packaged.content_sha256 != sha256:
+            if sha256 is not None and packaged.content_sha256 != sha256:
                 logger.warning(
-                    "model repository %s changed since it was planned (sha256 %s, now %s); uploading what is there now",
+                    "model repository %s changed since it was planned (sha256 %s, now %s); packaging what is there now",
                     repository,
                     sha256[:12],
                     packaged.content_sha256[:12],
                 )
-            self._upload(packaged.path, url, packaged.content_sha256, packaged.size, {ENDPOINT_TAG: endpoint})
-        return True
+            yield packaged
+
+    @contextlib.contextmanager
+    def downloaded(self, url: str) -> Iterator[Path]:
+        """The archive at ``url``, downloaded to a temporary folder removed on exit (S3 only, no SageMaker call).
+
+        Raises:
+            NotFoundError: no object at ``url``.
+        """
+        bucket, key = parse_s3_url(url)
+        client = self._s3()
+        config = self.transfer_config()
+        with tempfile.TemporaryDirectory(prefix="endpointkit-") as folder:
+            path = Path(folder) / "model.tar.gz"
+            self._caller.run(
+                lambda: client.download_file(bucket, key, str(path), Config=config), "download_file", url
+            )
+            yield path
 
     def _upload(self, path: Path, url: str, sha256: str, size: int, tags: Mapping[str, str]) -> None:
         bucket, key = parse_s3_url(url)

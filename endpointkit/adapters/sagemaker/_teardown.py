@@ -1,4 +1,8 @@
-"""Deleting SageMaker endpoints and models: only what endpointkit manages, waiting until an endpoint is gone."""
+"""Deleting SageMaker endpoints and models: only what endpointkit manages, waiting until an endpoint is gone.
+
+An endpoint's rollout alarms (``_alarms``) go with it: before the endpoint itself, so that a teardown cut short
+leaves the endpoint, with its ``ALARMS_TAG``, for the next one to find them again.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import logging
 from collections.abc import Callable
 
 from endpointkit._wait import Progress
+from endpointkit.adapters.sagemaker._alarms import ALARMS_TAG, RolloutAlarms
 from endpointkit.adapters.sagemaker._api import SageMakerApi
 from endpointkit.adapters.sagemaker._artifacts import ArtifactStore
 from endpointkit.adapters.sagemaker._autoscaling import Autoscaler
@@ -31,11 +36,13 @@ class Teardown:
         autoscaler: Autoscaler,
         waiter: EndpointWaiter,
         artifacts: ArtifactStore,
+        alarms: RolloutAlarms,
     ) -> None:
         self._api = api
         self._autoscaler = autoscaler
         self._waiter = waiter
         self._artifacts = artifacts
+        self._alarms = alarms
 
     def delete_model(
         self,
@@ -91,12 +98,19 @@ class Teardown:
     def delete_described_endpoint(
         self, description: Description, progress: Progress | None, *, timeout: float
     ) -> None:
-        """Deregister autoscaling, delete the (managed) endpoint and wait until it is gone, within ``timeout``."""
+        """Deregister autoscaling, delete the rollout alarms (when the endpoint's tags say it has some), delete the
+        (managed) endpoint and wait until it is gone, within ``timeout``."""
         name = str(description["EndpointName"])
+        try:
+            has_alarms = ALARMS_TAG in self._api.endpoint_tags(description)  # read already: it is managed
+        except NotFoundError:
+            has_alarms = False  # gone meanwhile: its tags went with it
         self._api.forget_endpoint(name)
         self._autoscaler.deregister(
             name, [v["VariantName"] for v in description.get("ProductionVariants", [])]
         )
+        if has_alarms:
+            self._alarms.delete_all(name)
         status = str(description.get("EndpointStatus"))
         if status != "Deleting":
             try:
