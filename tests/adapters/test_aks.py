@@ -1,6 +1,6 @@
 """The AKS adapter end to end on local fakes: real azure-mgmt-containerservice, azure-storage-blob and kubernetes
-clients talking HTTPS to a fake ARM and a fake Kubernetes API, and invoke reaching an echo Triton through the
-fake LoadBalancer.
+clients talking HTTPS to a fake ARM and a fake Kubernetes API, and invoke reaching the pods through the fake
+Gateway's data plane over HTTPS (the endpoint's own CA, its Azure DNS name mapped to the data plane).
 """
 
 from __future__ import annotations
@@ -16,14 +16,21 @@ import pytest
 
 import endpointkit as ek
 from endpointkit.adapters.aks import AksAdapter
+from endpointkit.adapters.aks._desired import plan_endpoint
 from endpointkit.adapters.base import EndpointStatus
 from endpointkit.provisioners import apply_plan
 from endpointkit.spec import Spec
-from tests.fakes.arm import FakeTokenCredential
+from tests.fakes.arm import GATEWAY_INGRESS_PROFILE, FakeTokenCredential
 from tests.fakes.kube import FakeAzure, aks_spec, azure, repository, tls
 
 # Fixtures used by the tests below (pytest finds them in this namespace).
 __all__ = ["azure", "repository", "tls"]
+
+
+def their_cluster(azure: FakeAzure) -> None:
+    """A cluster someone else made, with the Gateway API add-on (app routing's Istio implementation) on."""
+    azure.arm.add_cluster("rg", "gpu-aks", properties={"ingressProfile": GATEWAY_INGRESS_PROFILE})
+
 
 QUOTA_MESSAGE = (
     "Operation could not be completed as it results in exceeding approved standardNCASv3_T4Family Cores "
@@ -43,6 +50,15 @@ def adapter_for(azure: FakeAzure, spec: Spec, **options: Any) -> AksAdapter:
 
 def kube_writes(azure: FakeAzure) -> list[tuple[str, str, str]]:
     return [r for r in azure.kube.calls() if r[0] in ("PATCH", "DELETE", "POST", "PUT")]
+
+
+def version_of(spec: Spec, variant: str = "primary") -> str:
+    """The name of a variant's Deployment (and Service) for ``spec``: ``<endpoint>-<variant>-<rev8>``."""
+    return plan_endpoint(spec.deployment("azure")).versions[variant]
+
+
+def names(azure: FakeAzure, kind: str) -> list[str]:
+    return [o["metadata"]["name"] for o in azure.kube.all(kind)]
 
 
 @pytest.fixture
@@ -65,7 +81,11 @@ def test_apply_makes_cluster_pool_model_and_objects(azure: FakeAzure, repository
     state = ek.apply(spec, adapter=adapter, progress=lambda event: events.append(event.subject))
     try:
         assert state.status is EndpointStatus.IN_SERVICE
-        assert state.url == f"http://{azure.lb_ip}:8000"
+        host = state.extra["host"]
+        assert host.startswith("vision-") and host.endswith(".eastus.cloudapp.azure.com")
+        assert state.url == f"https://{host}" and state.extra["address"] == azure.lb_ip
+        assert state.extra["gateway"] == "default/vision" and state.extra["gateway_programmed"] is True
+        assert "BEGIN CERTIFICATE" in state.extra["ca_certificate"] and state.extra["certificate_expires"]
         assert state.region == "eastus" and state.expires_at is not None
         assert any("create cluster gpu-aks" in subject for subject in events)
         assert credential.scopes and credential.scopes[0] == (f"{azure.arm.url}/.default",)
@@ -81,11 +101,18 @@ def test_apply_makes_cluster_pool_model_and_objects(azure: FakeAzure, repository
             f"{digest}/echo/config.pbtxt",
         ]
         assert any(subject.startswith("upload to models/") for subject in events)
-        deployment = azure.kube.get("Deployment", "vision-primary")
-        assert deployment is not None
-        labels = deployment["metadata"]["labels"]
+        version = version_of(spec)
+        assert version.startswith("vision-primary-") and len(version) == len("vision-primary-") + 8
+        assert names(azure, "Deployment") == [version]
+        assert names(azure, "Service") == ["vision", version]
+        assert azure.kube.get("Service", "vision")["spec"]["type"] == "ClusterIP"  # type: ignore[index]
+        assert names(azure, "Gateway") == names(azure, "HTTPRoute") == names(azure, "GRPCRoute") == ["vision"]
+        assert {"vision-ca", "vision-tls"} <= set(names(azure, "Secret"))
+        labels = azure.kube.get("Service", "vision")["metadata"]["labels"]  # type: ignore[index]
         assert labels["managed-by"] == "endpointkit" and labels["endpointkit-spec-hash"] == state.spec_hash
         assert labels["endpointkit-expires-at"].endswith("Z") and ":" not in labels["endpointkit-expires-at"]
+        deployment = azure.kube.get("Deployment", version)
+        assert deployment is not None and deployment["metadata"]["labels"]["managed-by"] == "endpointkit"
         assert azure.kube.get("DaemonSet", "endpointkit-nvidia-device-plugin-gpu", "kube-system") is not None
         patches = azure.kube.calls("PATCH")
         assert patches and all(c == "application/apply-patch+yaml" for _, _, c in patches)
@@ -113,11 +140,11 @@ def test_invoke_sends_the_endpoint_key(deployed: Any, azure: FakeAzure) -> None:
     data = np.arange(6, dtype=np.float32)
     response = ek.invoke_endpoint(state, {"INPUT0": data}, adapter=adapter)
     np.testing.assert_array_equal(response["OUTPUT0"], data)
-    path, headers = azure.triton.requests[-1]
+    path, headers = azure.gateway.requests[-1]
     assert path == "/v2/models/echo/infer" and headers["endpointkit-key"]
+    assert headers["host"] == state.extra["host"]
     assert headers["endpointkit-key"] not in str(state.to_dict())
-    deployment = azure.kube.get("Deployment", "vision-primary")
-    assert headers["endpointkit-key"] not in str(deployment)
+    assert headers["endpointkit-key"] not in str(azure.kube.all("Deployment"))
 
 
 def test_invoke_from_state_alone_reads_the_key(deployed: Any, azure: FakeAzure) -> None:
@@ -144,18 +171,17 @@ def test_ainvoke_sends_the_endpoint_key_without_blocking(deployed: Any, azure: F
 
     for response in asyncio.run(run()):
         np.testing.assert_array_equal(response["OUTPUT0"], data)
-    path, headers = azure.triton.requests[-1]
+    path, headers = azure.gateway.requests[-1]
     assert path == "/v2/models/echo/infer" and headers["endpointkit-key"]
 
 
-def test_grpc_goes_to_the_services_grpc_port_with_the_key_as_metadata(
-    deployed: Any, azure: FakeAzure
-) -> None:
+def test_grpc_goes_to_the_gateways_tls_port_with_the_key_as_metadata(deployed: Any, azure: FakeAzure) -> None:
     _spec, adapter, state = deployed
 
     connection, model = adapter.grpc_connection(state)
 
-    assert (connection.address, connection.tls, model) == (f"{azure.lb_ip}:8001", False, "echo")
+    mapped = azure.gateway.connect_to()[":443"]
+    assert (connection.address, connection.tls, model) == (mapped, True, "echo")
     assert adapter.grpc_connection(state)[0] is connection  # one channel per address, reused
     (metadata,) = connection._metadata
     assert metadata[0] == "triton-grpc-protocol-endpointkit-key" and metadata[1]
@@ -163,14 +189,18 @@ def test_grpc_goes_to_the_services_grpc_port_with_the_key_as_metadata(
 
 
 def test_a_request_without_the_key_is_refused(deployed: Any, azure: FakeAzure) -> None:
-    import http.client
-
-    connection = http.client.HTTPConnection(azure.lb_ip, 8000, timeout=5)
-    connection.request(
-        "POST", "/v2/models/echo/infer", body=b"{}", headers={"Content-Type": "application/json"}
+    _spec, _adapter, state = deployed
+    host = state.extra["host"]
+    status, _, _ = azure.gateway.serve(
+        "POST",
+        host,
+        "/v2/models/echo/infer",
+        {"Content-Type": "application/json"},
+        b"{}",
+        tls=True,
+        server_name=host,
     )
-    assert connection.getresponse().status == 403
-    connection.close()
+    assert status == 403
 
 
 def test_update_rolls_to_the_new_config_without_arm_writes(
@@ -233,6 +263,7 @@ def test_vm_size_change_plans_a_replace_with_the_reason(
 
 
 def test_vm_size_of_someone_elses_pool_is_never_changed(azure: FakeAzure, repository: Path) -> None:
+    their_cluster(azure)
     azure.add_user_pool("rg", "gpu-aks", "gpu", vm_size="Standard_NC4as_T4_v3", count=2)
     spec = spec_on(azure, repository, target={"create_cluster": False})
     adapter = adapter_for(azure, spec)
@@ -265,6 +296,7 @@ def test_destroy_twice_removes_what_endpointkit_made(deployed: Any, azure: FakeA
 
 
 def test_destroy_leaves_a_cluster_endpointkit_did_not_make(azure: FakeAzure, repository: Path) -> None:
+    their_cluster(azure)
     azure.add_user_pool("rg", "gpu-aks", "gpu", vm_size="Standard_NC4as_T4_v3", count=2)
     spec = spec_on(azure, repository, target={"create_cluster": False})
     adapter = adapter_for(azure, spec)
@@ -273,7 +305,8 @@ def test_destroy_leaves_a_cluster_endpointkit_did_not_make(azure: FakeAzure, rep
         assert ek.destroy(spec, adapter=adapter) is True
         assert azure.arm.calls("DELETE") == [] and ("rg", "gpu-aks", "gpu") in azure.arm.pools
         assert azure.kube.all("Deployment") == [] and azure.kube.all("Service") == []
-        assert [s["metadata"]["name"] for s in azure.kube.all("Secret")] == []
+        for kind in ("Gateway", "HTTPRoute", "GRPCRoute", "Secret", "ConfigMap"):
+            assert names(azure, kind) == [], kind
     finally:
         adapter.close()
 
@@ -321,6 +354,7 @@ def test_allocation_failure_is_a_capacity_error(azure: FakeAzure, repository: Pa
 def test_unschedulable_pods_end_the_wait_with_the_schedulers_words(
     azure: FakeAzure, repository: Path
 ) -> None:
+    their_cluster(azure)
     azure.add_user_pool("rg", "gpu-aks", "gpu", vm_size="Standard_NC4as_T4_v3", count=1)
     spec = spec_on(
         azure,
@@ -348,11 +382,11 @@ def test_image_pull_backoff_is_reported(azure: FakeAzure, repository: Path) -> N
 
 
 def test_crash_loop_reports_the_last_log_lines(azure: FakeAzure, repository: Path) -> None:
-    azure.kube.crash_logs["vision-primary"] = [
+    spec = spec_on(azure, repository)
+    azure.kube.crash_logs[version_of(spec)] = [
         "I0101 loading model echo",
         "E0101 failed to load 'echo': CUDA driver version is insufficient",
     ]
-    spec = spec_on(azure, repository)
     with adapter_for(azure, spec) as adapter, pytest.raises(ek.ProviderError) as caught:
         ek.apply(spec, adapter=adapter)
     assert caught.value.code == "CrashLoopBackOff" and "exit code 1" in str(caught.value)
@@ -442,7 +476,7 @@ def test_uploaded_as_repository_is_used_as_given_with_its_secret(azure: FakeAzur
         state = ek.apply(spec, adapter=adapter)
         assert state.extra["default_model"] == "echo"
         assert azure.arm.blobs == {} and azure.arm.calls("POST", "/listKeys") == []
-        deployment = azure.kube.get("Deployment", "vision-primary")
+        deployment = azure.kube.get("Deployment", version_of(spec))
         assert deployment is not None
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         assert "--model-repository=as://shared/models/echo-v1" in container["args"]
@@ -453,20 +487,28 @@ def test_uploaded_as_repository_is_used_as_given_with_its_secret(azure: FakeAzur
         assert response.model_name == "echo"
 
 
-def test_two_variants_share_one_service_in_their_namespace(azure: FakeAzure, repository: Path) -> None:
+def test_two_variants_are_weighted_by_the_routes_in_their_namespace(
+    azure: FakeAzure, repository: Path
+) -> None:
     variants = [
-        {"name": "blue", "accelerator": "gpu", "instance_count": 1, "weight": 1},
+        {"name": "blue", "accelerator": "gpu", "instance_count": 1, "weight": 3},
         {"name": "green", "accelerator": "gpu", "instance_count": 1, "weight": 1},
     ]
     spec = spec_on(azure, repository, variants=variants, target={"namespace": "inference"})
     with adapter_for(azure, spec) as adapter:
         state = ek.apply(spec, adapter=adapter)
         assert [(v.name, v.instance_count, v.weight) for v in state.variants] == [
-            ("blue", 1, 1.0),
+            ("blue", 1, 3.0),
             ("green", 1, 1.0),
         ]
+        assert "75% of traffic" in str(state.variants[0].status)
         assert azure.kube.get("Namespace", "inference") is not None
-        assert [s["metadata"]["name"] for s in azure.kube.all("Service")] == ["vision"]
+        blue, green = version_of(spec, "blue"), version_of(spec, "green")
+        assert sorted(names(azure, "Service")) == sorted(["vision", blue, green])
+        route = azure.kube.get("HTTPRoute", "vision", "inference")
+        assert route is not None
+        [rule] = route["spec"]["rules"]
+        assert {r["name"]: r["weight"] for r in rule["backendRefs"]} == {blue: 750, green: 250}
         assert len(azure.kube.all("Deployment")) == 2
         assert ek.destroy(spec, adapter=adapter) is True
 

@@ -26,7 +26,15 @@ from tests.fakes.kube import FakeAzure, aks_spec, azure, repository, tls
 # Fixtures used by the tests below (pytest finds them in this namespace).
 __all__ = ["azure", "repository", "tls"]
 
-DEPLOYMENT = "vision-primary"
+#: the prefix of the primary variant's Deployment (its name ends with its pod template's revision)
+PRIMARY = "vision-primary-"
+
+
+def _primary(azure: FakeAzure) -> str:
+    """The name of the primary variant's Deployment."""
+    (name,) = [d["metadata"]["name"] for d in azure.kube.all("Deployment")]
+    assert name.startswith(PRIMARY)
+    return str(name)
 
 
 @pytest.fixture
@@ -62,7 +70,7 @@ def _fields(plan: ek.Plan) -> list[str]:
 
 
 def _deployment_patches(azure: FakeAzure) -> int:
-    return len(azure.kube.calls("PATCH", contains=f"/deployments/{DEPLOYMENT}"))
+    return len(azure.kube.calls("PATCH", contains=f"/deployments/{PRIMARY}"))
 
 
 def _spec_file(spec: Spec, path: Path) -> Path:
@@ -95,7 +103,8 @@ def test_replicas_scaled_by_hand_are_drift_that_apply_puts_back(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     spec, adapter = deployed
-    azure.kube.edit("Deployment", DEPLOYMENT, _scale(2))
+    primary = _primary(azure)
+    azure.kube.edit("Deployment", primary, _scale(2))
     path = _spec_file(spec, tmp_path / "endpoint.yaml")
 
     plan = ek.plan(spec, adapter=adapter)
@@ -115,7 +124,7 @@ def test_replicas_scaled_by_hand_are_drift_that_apply_puts_back(
     assert _deployment_patches(azure) == patches + 1  # re-applied by server-side apply
     assert state.status is EndpointStatus.IN_SERVICE
     assert [(v.name, v.instance_count) for v in state.variants] == [("primary", 1)]
-    assert azure.kube.get("Deployment", DEPLOYMENT)["spec"]["replicas"] == 1  # type: ignore[index]
+    assert azure.kube.get("Deployment", primary)["spec"]["replicas"] == 1  # type: ignore[index]
     again = ek.plan(spec, adapter=adapter)
     assert again.drift == () and not again.has_changes, str(again)
     capsys.readouterr()
@@ -127,8 +136,9 @@ def test_an_image_set_by_hand_is_drift_that_apply_puts_back(
     deployed: tuple[Spec, AksAdapter], azure: FakeAzure
 ) -> None:
     spec, adapter = deployed
-    rendered = _container(azure.kube.get("Deployment", DEPLOYMENT) or {})["image"]
-    azure.kube.edit("Deployment", DEPLOYMENT, _set_image("nvcr.io/nvidia/tritonserver:24.01-py3"))
+    primary = _primary(azure)
+    rendered = _container(azure.kube.get("Deployment", primary) or {})["image"]
+    azure.kube.edit("Deployment", primary, _set_image("nvcr.io/nvidia/tritonserver:24.01-py3"))
 
     plan = ek.plan(spec, adapter=adapter)
 
@@ -136,7 +146,7 @@ def test_an_image_set_by_hand_is_drift_that_apply_puts_back(
     assert (plan.drift[0].live, plan.drift[0].wanted) == ("nvcr.io/nvidia/tritonserver:24.01-py3", rendered)
     events: list[ek.ProgressEvent] = []
     ek.apply(spec, adapter=adapter, progress=events.append)
-    assert _container(azure.kube.get("Deployment", DEPLOYMENT) or {})["image"] == rendered
+    assert _container(azure.kube.get("Deployment", primary) or {})["image"] == rendered
     # apply waited for the re-applied Deployment to serve, as any rollout does
     assert [e.subject for e in events] == ["endpoint vision on AKS cluster gpu-aks"]
     assert ek.plan(spec, adapter=adapter).drift == ()
@@ -146,6 +156,7 @@ def test_args_and_resources_are_drift_but_the_same_quantity_written_otherwise_is
     deployed: tuple[Spec, AksAdapter], azure: FakeAzure
 ) -> None:
     spec, adapter = deployed
+    primary = _primary(azure)
 
     def canonical_quantities(deployment: dict[str, Any]) -> None:
         # what the API server returns: quantities as strings in canonical form, a limit added by another tool
@@ -153,7 +164,7 @@ def test_args_and_resources_are_drift_but_the_same_quantity_written_otherwise_is
         resources["requests"] = {"cpu": "2000m", "memory": "4096Mi"}
         resources["limits"] = {"memory": "4Gi", "nvidia.com/gpu": "1", "cpu": "3"}
 
-    azure.kube.edit("Deployment", DEPLOYMENT, canonical_quantities)
+    azure.kube.edit("Deployment", primary, canonical_quantities)
     assert ek.plan(spec, adapter=adapter).drift == ()
 
     def edited(deployment: dict[str, Any]) -> None:
@@ -161,7 +172,7 @@ def test_args_and_resources_are_drift_but_the_same_quantity_written_otherwise_is
         container["args"] = [*container["args"], "--log-verbose=1"]
         container["resources"]["limits"]["nvidia.com/gpu"] = "2"
 
-    azure.kube.edit("Deployment", DEPLOYMENT, edited)
+    azure.kube.edit("Deployment", primary, edited)
     plan = ek.plan(spec, adapter=adapter)
 
     assert _fields(plan) == ["variants.primary.args", "variants.primary.resources.limits.nvidia.com/gpu"]
@@ -173,8 +184,9 @@ def test_a_deleted_deployment_or_service_is_drift_that_apply_recreates(
     deployed: tuple[Spec, AksAdapter], azure: FakeAzure
 ) -> None:
     spec, adapter = deployed
+    primary = _primary(azure)
     for kind, name, field in (
-        ("Deployment", DEPLOYMENT, "variants.primary"),
+        ("Deployment", primary, "variants.primary"),
         ("Service", "vision", "service"),
     ):
         with azure.kube.lock:

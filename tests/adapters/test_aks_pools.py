@@ -13,10 +13,17 @@ import pytest
 
 import endpointkit as ek
 from endpointkit.spec import Spec
+from tests.fakes.arm import GATEWAY_INGRESS_PROFILE
 from tests.fakes.kube import FakeAzure, aks_spec, azure, repository, tls
 
 # Fixtures used by the tests below (pytest finds them in this namespace).
 __all__ = ["azure", "repository", "tls"]
+
+
+def their_cluster(azure: FakeAzure) -> None:
+    """A cluster someone else made, with the Gateway API add-on (app routing's Istio implementation) on."""
+    azure.arm.add_cluster("rg", "gpu-aks", properties={"ingressProfile": GATEWAY_INGRESS_PROFILE})
+
 
 T4 = "Standard_NC4as_T4_v3"
 A100 = "Standard_NC24ads_A100_v4"
@@ -36,6 +43,7 @@ def on_pool(azure: FakeAzure, repository: Path, vm_size: str, **fields: Any) -> 
 def test_a_vm_size_change_on_someone_elses_pool_is_refused_in_plan(
     azure: FakeAzure, repository: Path
 ) -> None:
+    their_cluster(azure)
     azure.add_user_pool("rg", "gpu-aks", "gpu", vm_size=T4, count=2)
     spec = on_pool(azure, repository, T4)
     with azure.adapter(spec.targets["azure"]) as adapter:
@@ -52,6 +60,7 @@ def test_a_vm_size_change_on_someone_elses_pool_is_refused_in_plan(
 
 
 def test_a_spec_refused_in_plan_can_still_be_destroyed(azure: FakeAzure, repository: Path) -> None:
+    their_cluster(azure)
     azure.add_user_pool("rg", "gpu-aks", "gpu", vm_size=T4, count=2)
     spec = on_pool(azure, repository, T4)
     edited = on_pool(azure, repository, A100)
@@ -80,6 +89,7 @@ def test_a_vm_size_change_on_a_shared_pool_is_refused_in_plan(azure: FakeAzure, 
 
 
 def test_a_taint_the_pods_do_not_tolerate_is_refused_in_plan(azure: FakeAzure, repository: Path) -> None:
+    their_cluster(azure)
     azure.add_user_pool("rg", "gpu-aks", "gpu", vm_size=T4, count=2)
     pool = azure.arm.pools[("rg", "gpu-aks", "gpu")]["properties"]
     pool["nodeTaints"] = ["sku=gpu:NoSchedule", "team=batch:NoSchedule"]
@@ -97,6 +107,7 @@ def test_a_taint_the_pods_do_not_tolerate_is_refused_in_plan(azure: FakeAzure, r
 
 
 def test_someone_elses_pool_without_the_sku_taint_still_serves(azure: FakeAzure, repository: Path) -> None:
+    their_cluster(azure)
     azure.add_user_pool("rg", "gpu-aks", "gpu", vm_size=T4, count=2)
     azure.arm.pools[("rg", "gpu-aks", "gpu")]["properties"]["nodeTaints"] = []
     spec = on_pool(azure, repository, T4)
@@ -125,7 +136,7 @@ def test_fpga_on_a_cluster_in_a_region_without_np_vms_is_refused_before_any_writ
     azure: FakeAzure, repository: Path
 ) -> None:
     azure.arm.location = "northeurope"
-    azure.arm.add_cluster("rg", "gpu-aks")
+    their_cluster(azure)
     spec = aks_spec(
         repository,
         azure.arm.url,

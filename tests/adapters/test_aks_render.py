@@ -1,7 +1,7 @@
 """AKS objects and plan-time rules: pure, no server.
 
 Every rendered object must pass kubernetes-validate in strict mode for Kubernetes 1.30 and for the newest
-version the installed kubernetes-validate bundles.
+version the installed kubernetes-validate bundles; Gateway API objects, the vendored Gateway API CRD schemas.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from endpointkit.adapters.aks._storage import storage_suffix
 from endpointkit.adapters.base import Capability
 from endpointkit.spec import Spec
 from tests.fakes.kube import aks_spec, repository
+from tests.gateway_schemas import validate_gateway_object
 
 # Fixtures used by the tests below (pytest finds them in this namespace).
 __all__ = ["repository"]
@@ -89,9 +90,13 @@ def test_every_object_validates_strictly(repository: Path, version: str, flavour
         }
     spec = aks_spec(repository, ARM, variants=[variant], target=target, tags={"team": "vision"}, ttl="8h")
     objects = all_objects(spec)
-    assert {o["kind"] for o in objects} >= {"Deployment", "Service", "Secret", "ConfigMap", "DaemonSet"}
+    kinds = {"Deployment", "Service", "Secret", "ConfigMap", "DaemonSet", "Gateway", "HTTPRoute", "GRPCRoute"}
+    assert {o["kind"] for o in objects} >= kinds
     for obj in objects:
-        kubernetes_validate.validate(obj, version, strict=True)
+        if obj["apiVersion"].startswith("gateway.networking.k8s.io/"):
+            validate_gateway_object(obj)
+        else:
+            kubernetes_validate.validate(obj, version, strict=True)
 
 
 def test_gpu_deployment_runs_triton_on_the_pool(repository: Path) -> None:
@@ -168,10 +173,24 @@ def test_service_exposes_http_and_grpc_but_not_metrics(repository: Path) -> None
             {"name": "b", "accelerator": "gpu", "weight": 1},
         ],
     )
-    service = plan_endpoint(spec.deployment("azure")).objects[-1]
-    assert service["spec"]["type"] == "LoadBalancer"
-    assert [p["port"] for p in service["spec"]["ports"]] == [8000, 8001]
-    assert service["spec"]["selector"] == {"endpointkit-endpoint": "vision"}  # every variant's pods
+    plan = plan_endpoint(spec.deployment("azure"))
+    services = {o["metadata"]["name"]: o for o in plan.objects if o["kind"] == "Service"}
+    anchor = services.pop("vision")
+    assert anchor["spec"]["type"] == "ClusterIP"
+    assert [p["port"] for p in anchor["spec"]["ports"]] == [8000, 8001]
+    assert anchor["spec"]["selector"] == {"endpointkit-endpoint": "vision"}  # every variant's pods
+    assert sorted(services) == sorted(plan.versions.values())
+    for variant, name in plan.versions.items():
+        service = services[name]
+        assert service["spec"]["type"] == "ClusterIP"
+        assert [(p["port"], p.get("appProtocol")) for p in service["spec"]["ports"]] == [
+            (8000, None),
+            (8001, "kubernetes.io/h2c"),
+        ]
+        selector = dict(service["spec"]["selector"])
+        template = selector.pop("endpointkit-template")
+        assert selector == {"endpointkit-endpoint": "vision", "endpointkit-variant": variant}
+        assert name == f"vision-{variant}-{template[:8]}"  # one Service per version of a variant
 
 
 def test_fpga_variant_uses_its_device_plugin_resource_and_taint(repository: Path) -> None:
@@ -303,28 +322,37 @@ def test_inferentia_is_unsupported_with_an_alternative(repository: Path) -> None
     assert "ml.inf2" in error.missing["inferentia"]
 
 
-def test_weights_must_follow_replicas(repository: Path) -> None:
+def test_weights_are_independent_of_replicas_and_go_to_the_routes(repository: Path) -> None:
     uneven = aks_spec(
         repository,
         ARM,
         variants=[
-            {"name": "a", "accelerator": "gpu", "weight": 0.9},
-            {"name": "b", "accelerator": "gpu", "weight": 0.1},
+            {"name": "a", "accelerator": "gpu", "weight": 0.9, "instance_count": 1},
+            {"name": "b", "accelerator": "gpu", "weight": 0.1, "instance_count": 1},
         ],
     )
-    error = plan_error(uneven)
-    assert (
-        isinstance(error, ek.UnsupportedCapabilityError) and "proportional" in error.missing["traffic_split"]
-    )
-    even = aks_spec(
-        repository,
-        ARM,
-        variants=[
-            {"name": "a", "accelerator": "gpu", "weight": 3},
-            {"name": "b", "accelerator": "gpu", "weight": 3},
-        ],
-    )
-    assert Capability.TRAFFIC_SPLIT not in offline_adapter(even).limitations(even.deployment("azure"))
+    assert Capability.TRAFFIC_SPLIT not in offline_adapter(uneven).limitations(uneven.deployment("azure"))
+    plan = plan_endpoint(uneven.deployment("azure"))
+    for kind in ("HTTPRoute", "GRPCRoute"):
+        [route] = [o for o in plan.objects if o["kind"] == kind]
+        [rule] = route["spec"]["rules"]
+        weights = {ref["name"]: ref["weight"] for ref in rule["backendRefs"]}
+        assert weights == {plan.versions["a"]: 900, plan.versions["b"]: 100}, kind
+
+
+def test_a_weight_change_changes_only_the_routes(repository: Path) -> None:
+    def objects(weights: tuple[float, float]) -> dict[tuple[str, str], Any]:
+        variants = [
+            {"name": "a", "accelerator": "gpu", "weight": weights[0]},
+            {"name": "b", "accelerator": "gpu", "weight": weights[1]},
+        ]
+        plan = plan_endpoint(aks_spec(repository, ARM, variants=variants).deployment("azure"))
+        return {(o["kind"], o["metadata"]["name"]): o for o in plan.objects}
+
+    before, after = objects((1, 1)), objects((3, 1))
+    changed = sorted(key for key in before if before[key] != after[key])
+    # the anchor Service records the spec's weights (status reports them)
+    assert changed == [("GRPCRoute", "vision"), ("HTTPRoute", "vision"), ("Service", "vision")]
 
 
 @pytest.mark.parametrize(

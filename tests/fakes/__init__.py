@@ -1,7 +1,8 @@
 """Local fakes of cloud APIs for offline tests: a TLS authority and a loopback HTTP(S) server to build them on.
 
 - :mod:`tests.fakes.arm`: Azure Resource Manager (managedClusters, agentPools, storage keys) and Blob storage.
-- :mod:`tests.fakes.kube`: a Kubernetes API server, plus a Triton-like echo server behind a fake LoadBalancer.
+- :mod:`tests.fakes.kube`: a Kubernetes API server (and :class:`~tests.fakes.kube.FakeAzure`, everything wired).
+- :mod:`tests.fakes.gateway`: its Gateway API status and the Gateways' data plane, Triton-like echo pods behind.
 """
 
 from __future__ import annotations

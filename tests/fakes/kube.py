@@ -1,10 +1,11 @@
-"""A fake Kubernetes API server on loopback (HTTPS), with a tiny scheduler and kubelet, and a Triton-like echo
-server behind the fake LoadBalancer.
+"""A fake Kubernetes API server on loopback (HTTPS), with a tiny scheduler and kubelet, and the Gateway API with its
+data plane (:mod:`tests.fakes.gateway`), whose pods answer as a Triton-like echo server.
 
 It answers what the AKS adapter sends: server-side apply (``PATCH`` ``application/apply-patch+yaml`` with
 ``fieldManager`` and ``force``), GET, DELETE, lists with label and field selectors (per namespace and across
 namespaces), pod logs. Every applied object is validated with kubernetes-validate (strict) like an API server
-with ``fieldValidation=Strict`` would, and refused with 422 when invalid.
+with ``fieldValidation=Strict`` would (Gateway API objects against the vendored CRD schemas), and refused with
+422 when invalid.
 
 The simulation, run on every request:
 
@@ -18,6 +19,9 @@ The simulation, run on every request:
   those log lines as the previous container's output). Old pods go once the new ones are ready (rolling
   update), or first when the strategy has ``maxSurge: 0``.
 - A LoadBalancer Service gets :attr:`lb_ip` as its ingress after :attr:`lb_after_polls` reads.
+- Gateway API objects (``gateway.networking.k8s.io/v1`` Gateways, HTTPRoutes, GRPCRoutes; GatewayClasses of
+  :attr:`gateway_classes`, read only) are validated against the vendored CRD schemas and given the status a
+  Gateway controller writes: :mod:`tests.fakes.gateway` documents it, and serves their data plane.
 - With :attr:`autoscaler_after_polls` set, a cluster autoscaler looks at a pod that stayed unschedulable that
   long and records its verdict as an event: TriggeredScaleUp after :attr:`scale_up` added a node to the pod's
   pool (the fake ARM's pool grows), or NotTriggerScaleUp with the reason it cannot.
@@ -45,14 +49,15 @@ import pytest
 import yaml
 
 from endpointkit.catalog import azure_vm_size
-from endpointkit.payloads import decode_request, encode_response
 from endpointkit.spec import Spec, spec_from_dict
 from tests.fakes import CertificateAuthority, LoopbackServer, make_certificate_authority
+from tests.fakes import gateway as gateway_api
+from tests.fakes.gateway import FakeGateway, TritonCounters
 
 __all__ = [
     "FakeAzure",
+    "FakeGateway",
     "FakeKube",
-    "FakeTriton",
     "NodePool",
     "aks_spec",
     "azure",
@@ -73,10 +78,15 @@ _PLURALS = {
     "daemonsets": "DaemonSet",
     "namespaces": "Namespace",
     "nodes": "Node",
+    **gateway_api.KINDS,
 }
-_CLUSTER_SCOPED = {"Namespace", "Node"}
+_GROUPS = {"Deployment": "apis/apps/v1", "DaemonSet": "apis/apps/v1"} | {
+    kind: f"apis/{gateway_api.API_VERSION}" for kind in gateway_api.KINDS.values()
+}
+_CLUSTER_SCOPED = {"Namespace", "Node", "GatewayClass"}
 _PATH = re.compile(
-    r"^/(?P<group>api/v1|apis/apps/v1)(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[a-z]+)"
+    r"^/(?P<group>api/v1|apis/apps/v1|apis/gateway\.networking\.k8s\.io/v1)(?:/namespaces/(?P<ns>[^/]+))?"
+    r"/(?P<plural>[a-z]+)"
     r"(?:/(?P<name>[^/]+))?(?:/(?P<sub>log|proxy/.*))?$"
 )
 
@@ -118,6 +128,14 @@ class FakeKube:
         default=lambda pool: ("NotTriggerScaleUp", "pod didn't trigger scale-up: no node group")
     )
     validate_versions: tuple[str, ...] = ("1.30.0",)
+    #: GatewayClasses with a controller: their Gateways get programmed (others stay Pending)
+    gateway_classes: set[str] = field(default_factory=lambda: {"approuting-istio"})
+    #: reads of Gateway API objects after which a Gateway's current generation is reconciled
+    gateway_after_polls: int = 1
+    #: (reason, message): every reconciled Gateway is Programmed False with them, and gets no address
+    gateway_failure: tuple[str, str] | None = None
+    #: what each pod's Triton counted of the requests the data plane sent it (pod name -> counters)
+    served: dict[str, TritonCounters] = field(default_factory=dict)
     objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str, str]] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -195,31 +213,6 @@ class FakeKube:
         with self.lock:
             return [r for r in self.requests if (method is None or r[0] == method) and contains in r[1]]
 
-    def endpoint_key(self) -> tuple[str, str] | None:
-        """The (header, value) Triton would demand, resolved from a Deployment's args and its Secret."""
-        with self.lock:
-            for deployment in self.all("Deployment"):
-                container = deployment["spec"]["template"]["spec"]["containers"][0]
-                for arg in container.get("args", []):
-                    match = re.match(r"--http-restricted-api=[^:]+:([^=]+)=\$\((\w+)\)", arg)
-                    if match is None:
-                        continue
-                    env = {e["name"]: e for e in container.get("env", [])}
-                    ref = env[match.group(2)]["valueFrom"]["secretKeyRef"]
-                    secret = self.get("Secret", ref["name"], deployment["metadata"]["namespace"]) or {}
-                    value = base64.b64decode(secret.get("data", {}).get(ref["key"], "")).decode()
-                    return match.group(1), value
-        return None
-
-    def serving(self) -> bool:
-        """Whether a LoadBalancer with an address has a ready pod behind it."""
-        with self.lock:
-            pods = [p for p in self.all("Pod") if _is_ready(p)]
-            services = [
-                s for s in self.all("Service") if s.get("status", {}).get("loadBalancer", {}).get("ingress")
-            ]
-            return bool(pods) and bool(services)
-
     # ---- request handling ----------------------------------------------------------------------------
     def handle(
         self, method: str, path: str, query: dict[str, list[str]], headers: Any, body: bytes
@@ -229,12 +222,21 @@ class FakeKube:
             if headers.get("Authorization") != f"Bearer {TOKEN}":
                 return _status(401, "Unauthorized", "Unauthorized")
             match = _PATH.match(path)
-            if match is None or match.group("plural") not in _PLURALS:
+            if (
+                match is None
+                or match.group("plural") not in _PLURALS
+                or _GROUPS.get(_PLURALS[match.group("plural")], "api/v1") != match.group("group")
+            ):
                 return _status(404, "NotFound", f"the server could not find the requested resource ({path})")
             kind = _PLURALS[match.group("plural")]
             namespace = match.group("ns") or ""
             name = match.group("name")
-            self._reconcile(tick=kind in ("Deployment", "Service", "Node") and method == "GET")
+            self._reconcile(
+                tick=kind in ("Deployment", "Service", "Node") and method == "GET",
+                gateway_read=kind in gateway_api.KINDS.values() and method == "GET",
+            )
+            if kind == "GatewayClass":
+                return self._gateway_classes(method, name)
             if match.group("sub") == "log":
                 return self._log(namespace, str(name), query)
             if str(match.group("sub") or "").startswith("proxy/"):
@@ -272,7 +274,7 @@ class FakeKube:
             200,
             {
                 "kind": f"{kind}List",
-                "apiVersion": "v1",
+                "apiVersion": _GROUPS.get(kind, "api/v1").removeprefix("api/").removeprefix("apis/"),
                 "metadata": {"resourceVersion": str(self._counter)},
                 "items": items,
             },
@@ -309,11 +311,16 @@ class FakeKube:
             return _status(400, "BadRequest", "the body does not match the URL")
         if key[1] and ("Namespace", "", key[1]) not in self.objects:
             return _status(404, "NotFound", f'namespaces "{key[1]}" not found')
-        for version in self.validate_versions:
-            try:
-                kubernetes_validate.validate(applied, version, strict=True)
-            except kubernetes_validate.ValidationError as exc:
-                return _status(422, "Invalid", f"{kind} {key[2]} is invalid: {exc.message}")
+        if kind in gateway_api.KINDS.values():
+            problem = gateway_api.validate(applied)
+            if problem is not None:
+                return _status(422, "Invalid", f"{kind}.{gateway_api.GROUP} {key[2]} is invalid: {problem}")
+        else:
+            for version in self.validate_versions:
+                try:
+                    kubernetes_validate.validate(applied, version, strict=True)
+                except kubernetes_validate.ValidationError as exc:
+                    return _status(422, "Invalid", f"{kind} {key[2]} is invalid: {exc.message}")
         self._counter += 1
         previous = self.objects.get(key)
         stored = copy.deepcopy(applied)
@@ -328,6 +335,8 @@ class FakeKube:
         metadata["generation"] = generation
         if previous is not None and "status" in previous:
             stored["status"] = previous["status"]
+        elif previous is None and gateway_api.initial_status(kind) is not None:
+            stored["status"] = gateway_api.initial_status(kind)
         if kind == "Service" and previous is None:
             self._ticks[f"svc/{key[1]}/{key[2]}"] = 0
         if kind == "DaemonSet":
@@ -358,12 +367,36 @@ class FakeKube:
         tail = int(query.get("tailLines", ["0"])[0] or 0)
         return 200, "".join(line + "\n" for line in (lines[-tail:] if tail else lines)).encode(), "text/plain"
 
+    def _gateway_classes(self, method: str, name: str | None) -> tuple[int, Any, str]:
+        if method != "GET":
+            return _status(405, "MethodNotAllowed", f"{method} on a GatewayClass (read only in this fake)")
+        if name is None:
+            items = [gateway_api.gateway_class(n) for n in sorted(self.gateway_classes)]
+            return (
+                200,
+                {"kind": "GatewayClassList", "apiVersion": gateway_api.API_VERSION, "items": items},
+                "application/json",
+            )
+        if name not in self.gateway_classes:
+            return _status(404, "NotFound", f'gatewayclasses.{gateway_api.GROUP} "{name}" not found')
+        return 200, gateway_api.gateway_class(name), "application/json"
+
     def _proxy(self, namespace: str, target: str, path: str) -> tuple[int, Any, str]:
-        """The API server's pod proxy: ``NAME:PORT`` and a path on that port (only Triton's /metrics here)."""
+        """The API server's pod proxy: ``NAME:PORT`` and a path on that port (only Triton's /metrics here).
+
+        A pod's metrics are :attr:`pod_metrics` when a test set any (then a pod not there does not answer), else
+        Triton's counters of the requests the data plane sent the pod (:attr:`served`) while its container runs.
+        """
         pod_name, _, port = target.partition(":")
-        if ("Pod", namespace, pod_name) not in self.objects:
+        pod = self.objects.get(("Pod", namespace, pod_name))
+        if pod is None:
             return _status(404, "NotFound", f'pods "{pod_name}" not found')
         text = self.pod_metrics.get(pod_name)
+        running = any("running" in s.get("state", {}) for s in pod["status"].get("containerStatuses") or [])
+        if text is None and not self.pod_metrics and running:
+            owner = self.objects.get(("Deployment", namespace, pod["_owner"])) or {}
+            model = (owner.get("metadata", {}).get("annotations") or {}).get("endpointkit-default-model")
+            text = gateway_api.triton_metrics(pod, self.served.get(pod_name), [model] if model else [])
         if port != "8002" or path != "/metrics" or text is None:
             return _status(
                 503, "ServiceUnavailable", f"error trying to reach service: dial tcp {target}: refused"
@@ -416,7 +449,7 @@ class FakeKube:
                 )
         return nodes
 
-    def _reconcile(self, *, tick: bool) -> None:
+    def _reconcile(self, *, tick: bool, gateway_read: bool = False) -> None:
         for key in [k for k in self.objects if k[0] == "Node"]:
             del self.objects[key]
         nodes = self._nodes(tick)
@@ -432,6 +465,7 @@ class FakeKube:
         for (kind, namespace, name), deployment in list(self.objects.items()):
             if kind == "Deployment":
                 self._reconcile_deployment(namespace, name, deployment, nodes, tick)
+        gateway_api.reconcile(self, read=gateway_read)
 
     def _pods_of(self, name: str) -> list[dict[str, Any]]:
         return [p for (k, _, _), p in self.objects.items() if k == "Pod" and p["_owner"] == name]
@@ -717,81 +751,12 @@ class _KubeHandler(BaseHTTPRequestHandler):
     do_GET = do_PATCH = do_DELETE = do_POST = do_PUT = _serve
 
 
-# ------------------------------------------------------------------------------------------ Triton echo
-
-
-class FakeTriton:
-    """A Triton-like HTTP server at ``address:8000``: health, and an infer that echoes INPUTn as OUTPUTn.
-
-    It serves only while the fake cluster has a LoadBalancer and a ready pod, and demands the endpoint key
-    the Deployment's ``--http-restricted-api`` names, as Triton would.
-    """
-
-    def __init__(self, kube: FakeKube, *, port: int = 8000) -> None:
-        self.kube = kube
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        self.server = LoopbackServer(_TritonHandler, fake=self, host=kube.lb_ip, port=port)
-
-    def __enter__(self) -> FakeTriton:
-        self.server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.stop()
-
-
-class _TritonHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out as separate writes: do not delay the second
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-    def _reply(
-        self, status: int, body: bytes | Iterator[bytes | memoryview], headers: dict[str, str]
-    ) -> None:
-        data = body if isinstance(body, bytes) else b"".join(bytes(part) for part in body)
-        self.send_response(status)
-        for name, value in {**headers, "Content-Length": str(len(data))}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        fake: FakeTriton = self.server.fake  # type: ignore[attr-defined]
-        ready = fake.kube.serving() and self.path in ("/v2/health/ready", "/v2/health/live")
-        self._reply(200 if ready else 503, b"", {})
-
-    def do_POST(self) -> None:
-        fake: FakeTriton = self.server.fake  # type: ignore[attr-defined]
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        fake.requests.append((self.path, headers))
-        error = {"Content-Type": "application/json"}
-        if not fake.kube.serving():
-            self._reply(503, b'{"error": "no ready pod behind the LoadBalancer"}', error)
-            return
-        key = fake.kube.endpoint_key()
-        if key is not None and headers.get(key[0]) != key[1]:
-            message = {"error": f"This API is restricted, expecting header '{key[0]}'"}
-            self._reply(403, json.dumps(message).encode(), error)
-            return
-        match = re.match(r"^/v2/models/([^/]+)/infer$", self.path)
-        if match is None:
-            self._reply(404, b'{"error": "not found"}', error)
-            return
-        request = decode_request(body, self.headers)
-        outputs = {name.replace("INPUT", "OUTPUT"): array for name, array in request.inputs.items()}
-        response = encode_response(outputs, model_name=match.group(1))
-        chunks = response.body if isinstance(response.body, tuple) else (response.body,)
-        self._reply(200, iter(chunks), dict(response.headers))
-
-
 # ------------------------------------------------------------------------------------------ all together
 
 
 class FakeAzure:
-    """ARM, Blob storage, one Kubernetes cluster and the echo Triton behind its LoadBalancer, wired together.
+    """ARM, Blob storage, one Kubernetes cluster and the data plane of its Gateways (:attr:`gateway`, a
+    :class:`FakeGateway` whose pods answer as an echo Triton), wired together.
 
     The cluster's nodes are the fake ARM's provisioned pools; pools added with :meth:`add_user_pool` (made by
     someone else) already advertise their GPUs. Use as a context manager: every server stops on exit.
@@ -800,14 +765,12 @@ class FakeAzure:
     def __init__(self, tls: CertificateAuthority, *, polls_to_finish: int = 1) -> None:
         from tests.fakes.arm import FakeArm
 
-        # A random loopback address: the echo Triton listens on the real port 8000 without colliding.
-        octets = uuid.uuid4().bytes[:3]
-        self.lb_ip = "127." + ".".join(str(octet % 254 + 1) for octet in octets)
+        self.lb_ip = "127.0.0.1"  # the Gateways' address; the data plane listens there on ephemeral ports
         self.tls = tls
         self.preinstalled: set[str] = set()
         self.kube = FakeKube(tls, lb_ip=self.lb_ip, node_pools=self._node_pools, scale_up=self._scale_up)
         self.arm = FakeArm(tls, kubeconfig=self.kube.kubeconfig, polls_to_finish=polls_to_finish)
-        self.triton = FakeTriton(self.kube)
+        self.gateway = FakeGateway(self.kube)
 
     def _node_pools(self) -> list[NodePool]:
         pools = []
@@ -864,20 +827,21 @@ class FakeAzure:
         self.kube.start()
         try:
             self.arm.start()
-            self.triton.__enter__()
+            self.gateway.start()
         except BaseException:
             self.__exit__()
             raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for stop in (self.triton.server.stop, self.arm.stop, self.kube.stop):
+        for stop in (self.gateway.stop, self.arm.stop, self.kube.stop):
             with contextlib.suppress(Exception):  # a server that never started
                 stop()
 
     def adapter_options(self, **overrides: Any) -> dict[str, Any]:
         """AksAdapter keyword arguments for these fakes: real azure-mgmt, azure-storage-blob and kubernetes
-        clients, the fake CA trusted, short polls and retries."""
+        clients, the fake CA trusted, short polls and retries, and ``connect_to`` sending every host's ports 443
+        and 80 to the Gateways' data plane."""
         from azure.storage.blob import ContainerClient
 
         from endpointkit.adapters.aks import PollPolicy, RetryPolicy
@@ -900,6 +864,7 @@ class FakeAzure:
             "blob_container_factory": containers,
             "retry": RetryPolicy(attempts=3, max_seconds=5, initial_wait=0.01, max_wait=0.05),
             "polling": PollPolicy(first=0.002, most=0.02),
+            "connect_to": self.gateway.connect_to(),
             **overrides,
         }
 
@@ -983,7 +948,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
 
 @pytest.fixture
 def azure(tls: CertificateAuthority) -> Iterator[FakeAzure]:
-    """Fresh fake ARM, Blob storage, cluster and echo Triton; all stopped afterwards."""
+    """Fresh fake ARM, Blob storage, cluster and Gateway data plane; all stopped afterwards."""
     with FakeAzure(tls) as fake:
         yield fake
 

@@ -2,47 +2,43 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from endpointkit._observations import EndpointMetrics, LogRecord
-from endpointkit._wait import Progress, wait_for
+from endpointkit._wait import Progress
 from endpointkit.adapters._grpc import GrpcConnection
 from endpointkit.adapters.aks import _render
 from endpointkit.adapters.aks._arm import ArmClient, ClientFactory, ClusterInfo, default_credential
-from endpointkit.adapters.aks._desired import EndpointPlan, config_objects, plan_endpoint
-from endpointkit.adapters.aks._drift import deployment_drift, endpoint_drift, live_deployments
+from endpointkit.adapters.aks._desired import EndpointPlan, plan_endpoint
 from endpointkit.adapters.aks._errors import PollPolicy, RetryPolicy
 from endpointkit.adapters.aks._infra import Infrastructure, pool_request_for
 from endpointkit.adapters.aks._invoke import Invoker
-from endpointkit.adapters.aks._kube import KubeClient, KubeFactory, Observation, ScaleUpGrace, observe
+from endpointkit.adapters.aks._kube import KubeClient, KubeFactory, Observation, ScaleUpGrace
 from endpointkit.adapters.aks._logs import PodLogs
 from endpointkit.adapters.aks._metrics import read_metrics
+from endpointkit.adapters.aks._model import create_model
+from endpointkit.adapters.aks._observed import existing_names, observe_endpoint, records
 from endpointkit.adapters.aks._reap import list_managed, remove_endpoint
-from endpointkit.adapters.aks._rollout import (
-    Stamp,
-    config_map,
-    ensure_key,
-    restamp,
-    restore,
-    runs_config,
-    stamper,
-)
+from endpointkit.adapters.aks._rollout import config_map, ensure_key, runs_config, stamper
+from endpointkit.adapters.aks._routes import front_notes
 from endpointkit.adapters.aks._rules import check_spec, limitations
 from endpointkit.adapters.aks._state import cluster_state, endpoint_state
+from endpointkit.adapters.aks._steps import (
+    Session,
+    create_endpoint,
+    restamp_endpoint,
+    rollout_lines,
+    update_endpoint,
+)
 from endpointkit.adapters.aks._storage import (
-    CONTAINER,
     ContainerFactory,
     default_container_factory,
     storage_suffix,
-    upload_repository,
 )
 from endpointkit.adapters.base import (
-    MANAGED_BY_TAG,
-    MANAGED_BY_VALUE,
     Adapter,
     AsyncAdapter,
     Capability,
@@ -52,10 +48,13 @@ from endpointkit.adapters.base import (
     LogsAdapter,
     MetricsAdapter,
     ObservedState,
+    PlanNotesAdapter,
     RawResponse,
     ReapableAdapter,
     Resource,
     ResourceKind,
+    RolloutAdapter,
+    VerifyHook,
 )
 from endpointkit.adapters.naming import changed_since_plan
 from endpointkit.errors import ConflictError, NotFoundError, ProviderError, UnsupportedCapabilityError
@@ -87,14 +86,18 @@ class AksAdapter:
         api_key: the endpoint key, when known (saves reading its Secret before ``invoke``).
         scale_up_grace: seconds a pod of an autoscaled pool may stay Unschedulable before the cluster
             autoscaler's first verdict (TriggeredScaleUp / NotTriggerScaleUp); within the spec's timeouts.
+        connect_to: ``{"HOST:PORT": "ADDRESS:PORT"}`` for invoke (curl's ``--connect-to``): requests to the
+            endpoint's host go to that address while TLS still verifies the host (before DNS resolves it, or
+            through a port-forward).
 
-    Traffic between variants: one LoadBalancer Service selects every variant's pods, so each variant receives
-    its share of ready replicas; weights must be proportional to ``instance_count`` (checked in plan).
+    Traffic: a Gateway (Gateway API) terminates TLS for ``https://HOST`` and its HTTPRoute and GRPCRoute weight
+    the variants' Services, so weights are independent of ``instance_count``; an update moves the weights from
+    the old version to the new one (``_steps``).
     """
 
     kind: str = "aks"
     payload_protocol: Literal["triton", "sagemaker"] = "triton"
-    #: no limit of the whole body: the LoadBalancer passes it to tritonserver, which checks each input against
+    #: no limit of the whole body: the Gateway passes it to tritonserver, which checks each input against
     #: --http-max-input-size (64 MiB by default) and answers 400 with its own message
     max_request_bytes: int | None = None
 
@@ -116,6 +119,7 @@ class AksAdapter:
         api_key: str | None = None,
         log_lines: int = 20,
         scale_up_grace: float = 90.0,
+        connect_to: Mapping[str, str] | None = None,
     ) -> None:
         self.target = target
         self.target_name = target_name
@@ -140,11 +144,14 @@ class AksAdapter:
         self._infra = Infrastructure(self._arm, self._kube_client, self._forget_kube, polling=self._polling)
         self._kube: KubeClient | None = None
         self._plans: dict[str, EndpointPlan] = {}
+        #: per endpoint, the drift of its listener certificate the last read found (plan notes name it)
+        self._certificate_notes: dict[str, str] = {}
         self._invoker = Invoker(
             invoke_timeout,
             kube_client=self._kube_client,
             api_key=api_key,
             max_response_bytes=max_response_bytes,
+            connect_to=connect_to,
         )
 
     @classmethod
@@ -211,6 +218,17 @@ class AksAdapter:
         self._plans[f"endpoint/{deployment.name}"] = plan
         return plan.desired
 
+    def plan_notes(self, deployment: Deployment) -> list[str]:
+        """Warnings and facts for plan, one line each: a key sent in clear text (``tls: off``), what a Key Vault
+        certificate needs, and a certificate renewal the last :meth:`read` found due. No cloud call."""
+        notes = front_notes(deployment)
+        renewal = self._certificate_notes.get(deployment.name)
+        return [*notes, renewal] if renewal else notes
+
+    def rollout_lines(self, deployment: Deployment) -> list[str]:
+        """How an update moves traffic to the new version (steps, waits, alarms), one line each. No cloud call."""
+        return rollout_lines(deployment, verify=bool(deployment.spec.verify))
+
     def _plan(self, deployment: Deployment, resource: Resource) -> EndpointPlan:
         plan = self._plans.get(f"{resource.kind}/{resource.name}")
         if plan is None:
@@ -232,10 +250,13 @@ class AksAdapter:
         endpointkit may replace the pool.
 
         ``refusal`` (raised by plan and apply, not by destroy) is an UnsupportedCapabilityError when FPGA variants
-        meet a cluster whose region offers no NP-series VMs, or a ConflictError when a pool field set only at
-        creation differs and the pool cannot be replaced (someone else made it, or other endpoints run on it);
-        the message names the field and the fix. ``drift`` names each Deployment field, the Service or a tag
-        changed by hand since the last apply (``_drift``).
+        meet a cluster whose region offers no NP-series VMs, or a ConflictError when the cluster lacks the
+        Gateway API add-on the Gateway class needs and ``allow_addon_changes`` is false (naming the ``az aks``
+        commands), or when a pool field set only at creation differs and the pool cannot be replaced (someone
+        else made it, or other endpoints run on it); the message names the field and the fix. ``drift`` names
+        each Deployment field, the anchor Service, the routes' weights or a tag changed by hand since the last
+        apply (``_drift``), and the listener certificate when apply would replace it (due for renewal, or not
+        the spec's files).
         """
         cluster = self._arm.cluster()
         if cluster is None or cluster.provisioning_state.lower() != "succeeded":
@@ -244,34 +265,29 @@ class AksAdapter:
         reason = None
         try:
             self._infra.check_region(deployment, cluster)
+            self._infra.check_gateway_addon(deployment, cluster)
             reason = self._infra.check_pool(deployment, pool_request_for(deployment))
         except (UnsupportedCapabilityError, ConflictError) as error:
             refusal = error
         kube = self._kube_client()
-        namespace = self.target.namespace
-        existing: set[tuple[ResourceKind, str]] = set()
-        if kube.get("Secret", desired.model.name, namespace) is not None:
-            existing.add(("model", desired.model.name))
-        if kube.get("ConfigMap", desired.config.name, namespace) is not None:
-            existing.add(("endpoint_config", desired.config.name))
-        observation = self._observe(kube, deployment.name, deployment)
+        existing = existing_names(kube, self.target.namespace, desired)
+        observation = self._observe(kube, deployment.name, deployment, cluster.location)
         state = endpoint_state(deployment.name, self.target_name, self.target, cluster, observation)
+        self._certificate_notes.pop(deployment.name, None)
         if not observation.exists:
-            return ObservedState(state, existing=frozenset(existing), refusal=refusal)
-        config = model = None
-        config_name = state.extra.get("config")
-        found = kube.get("ConfigMap", config_name, namespace) if config_name else None
-        if found is not None:
-            summary = json.loads((found.get("data") or {}).get("summary.json", "{}"))
-            config = Resource("endpoint_config", str(config_name), summary)
-            model = Resource("model", str(summary.get("model")), {}) if summary.get("model") else None
-        # The running config's record; without a Service to name it, the spec's render (the same content hash).
+            return ObservedState(state, existing=existing, refusal=refusal)
         plan = self._plan(deployment, desired.config)
-        rendered = config_objects(found.get("data") or {}) if found else plan.objects
-        live = live_deployments(kube, namespace, deployment.name)
-        drift = endpoint_drift(observation, live, rendered, desired)
+        found = records(kube, deployment, desired, plan, observation, state.extra.get("config"))
+        if found.certificate_note is not None:
+            self._certificate_notes[deployment.name] = found.certificate_note
         return ObservedState(
-            state, model, config, frozenset(existing), replace_reason=reason, refusal=refusal, drift=drift
+            state,
+            found.model,
+            found.config,
+            existing,
+            replace_reason=reason,
+            refusal=refusal,
+            drift=found.drift,
         )
 
     def status(self, deployment: Deployment) -> EndpointState:
@@ -279,26 +295,18 @@ class AksAdapter:
         cluster = self._arm.cluster()
         if cluster is None or cluster.provisioning_state.lower() != "succeeded":
             return cluster_state(deployment.name, self.target_name, cluster)
-        observation = self._observe(self._kube_client(), deployment.name, deployment)
+        observation = self._observe(self._kube_client(), deployment.name, deployment, cluster.location)
         return endpoint_state(deployment.name, self.target_name, self.target, cluster, observation)
 
     def _observe(
         self,
         kube: KubeClient,
         name: str,
-        deployment: Deployment | None,
+        deployment: Deployment,
+        location: str | None,
         grace: ScaleUpGrace | None = None,
     ) -> Observation:
-        pool = pool_request_for(deployment) if deployment is not None else None
-        return observe(
-            kube,
-            namespace=self.target.namespace,
-            endpoint=name,
-            service=_render.service_name(name),
-            autoscaling=pool is not None and pool.autoscale,
-            log_lines=self._log_lines,
-            grace=grace,
-        )
+        return observe_endpoint(kube, deployment, location=location, log_lines=self._log_lines, grace=grace)
 
     # ---- logs ----------------------------------------------------------------------------------------
     def logs(
@@ -362,8 +370,9 @@ class AksAdapter:
     def create(self, deployment: Deployment, resource: Resource, *, progress: Progress | None = None) -> None:
         """Create the model (upload + Secret), the config (ConfigMap) or the endpoint (pool, objects, wait).
 
-        The cluster is made first when missing and ``create_cluster`` is set. Blocks until the endpoint serves,
-        bounded by ``timeouts.create``; pods that cannot run end the wait at once with their reason.
+        The cluster is made first when missing and ``create_cluster`` is set. Blocks until the endpoint serves
+        (Deployments rolled out, Gateway programmed, routes attached), bounded by ``timeouts.create``; pods that
+        cannot run, or a Gateway that refuses, end the wait at once with their reason.
 
         Raises:
             ConflictError: another run created the endpoint with another config since this run planned
@@ -377,7 +386,15 @@ class AksAdapter:
             kube.apply(_render.namespace(self.target.namespace))
         stamp = stamper(deployment, plan)
         if resource.kind == "model":
-            self._create_model(plan, kube, stamp, progress)
+            create_model(
+                plan,
+                kube,
+                stamp,
+                arm=self._arm,
+                containers=self._containers,
+                retry=self._retry,
+                progress=progress,
+            )
         elif resource.kind == "endpoint_config":
             kube.apply(stamp(config_map(deployment, plan)))
         else:
@@ -387,153 +404,91 @@ class AksAdapter:
                 raise changed_since_plan(
                     deployment.name, running, resource.properties["config"], provider="aks"
                 )
+            cluster = self._infra.ensure_gateway_addon(
+                deployment, cluster, deadline=deadline, progress=progress
+            )
             pool = self._infra.ensure_pool(
                 deployment, plan, cluster, deadline=deadline, progress=progress, allow_replace=True
             )
             self._infra.prepare_accelerators(plan, pool, kube, deadline=deadline, progress=progress)
             ensure_key(plan, kube, self.target.namespace, stamp)
-            for obj in plan.objects:
-                kube.apply(stamp(obj))
-            self._await(
-                deployment, plan, kube, cluster, deadline=deadline, progress=progress, need_address=True
-            )
+            create_endpoint(self._session(deployment, plan, kube, cluster, deadline, progress))
 
-    def _create_model(
-        self, plan: EndpointPlan, kube: KubeClient, stamp: Stamp, progress: Progress | None
-    ) -> None:
-        key = None
-        if plan.local_repository is not None and plan.content_digest is not None:
-            key = self._arm.storage_key(plan.storage_account)
-            container = self._containers(plan.storage_account, key, CONTAINER)
-            try:
-                upload_repository(
-                    container,
-                    plan.local_repository,
-                    plan.content_digest,
-                    retry=self._retry,
-                    progress=progress,
-                )
-            finally:
-                if hasattr(container, "close"):
-                    container.close()
-            if self.target.storage_secret is not None:
-                key = None  # Triton reads with the user's Secret; endpointkit keeps no copy
-        kube.apply(
-            stamp(
-                _render.model_secret(
-                    plan.desired.model.name,
-                    self.target.namespace,
-                    endpoint=plan.render.endpoint,
-                    repository_uri=plan.render.repository_uri,
-                    account=plan.storage_account,
-                    key=key,
-                )
-            )
-        )
-
-    def _await(
+    def _session(
         self,
         deployment: Deployment,
         plan: EndpointPlan,
         kube: KubeClient,
         cluster: ClusterInfo,
-        *,
         deadline: float,
         progress: Progress | None,
-        need_address: bool,
-    ) -> Observation:
-        wanted = {obj["metadata"]["name"] for obj in plan.objects if obj["kind"] == "Deployment"}
-
-        def done(observation: Observation) -> bool:
-            current = [d for d in observation.deployments if d.name in wanted]
-            return (
-                len(current) == len(wanted)
-                and all(d.rolled_out for d in current)
-                and (observation.address is not None or not need_address)
-            )
-
+    ) -> Session:
         name = deployment.name
-        grace = ScaleUpGrace.starting_now(min(self._scale_up_grace, max(0.0, deadline - time.monotonic())))
-        observation: Observation = wait_for(
-            lambda: self._observe(kube, name, deployment, grace),
-            done=done,
-            failure=lambda observation: observation.problem,
-            describe=lambda observation: observation.describe(),
-            subject=f"endpoint {name} on AKS cluster {self.target.cluster}",
-            timeout=max(0.0, deadline - time.monotonic()),
+        return Session(
+            deployment=deployment,
+            plan=plan,
+            kube=kube,
+            cluster=cluster,
+            deadline=deadline,
             progress=progress,
-            first_delay=self._polling.first,
-            max_delay=self._polling.most,
-            last_state=lambda observation: endpoint_state(
-                name,
-                self.target_name,
-                self.target,
-                cluster,
-                observation,
+            polling=self._polling,
+            observe=lambda grace: self._observe(kube, name, deployment, cluster.location, grace),
+            state=lambda observation: endpoint_state(
+                name, self.target_name, self.target, cluster, observation
             ),
+            subject=f"endpoint {name} on AKS cluster {self.target.cluster}",
+            scale_up_grace=self._scale_up_grace,
         )
-        return observation
 
     def update_endpoint(
-        self, deployment: Deployment, desired: DesiredState, *, progress: Progress | None = None
+        self,
+        deployment: Deployment,
+        desired: DesiredState,
+        *,
+        progress: Progress | None = None,
+        verify: VerifyHook | None = None,
     ) -> None:
-        """Roll every variant to ``desired.config``; the Service moves only once the new pods are ready.
+        """Move the endpoint to ``desired.config`` blue/green through the routes (``_steps`` has the steps).
 
-        Variants roll with a surge pod when the pool has a spare accelerator, else one pod at a time. If the
-        rollout fails, the previous Deployments are applied again from the previous config and the error is
-        raised. An endpoint already on ``desired.config`` (the spec changed only in ttl or tags) is re-stamped:
-        its labels and annotations change, no pod restarts and no ARM write is made; Deployment fields changed by
-        hand (replicas, image, args, resources: drift) are put back by the same server-side apply, and the call
-        then waits until the endpoint serves again.
+        The new versions start beside the old ones; ``verify`` runs against them through the preview route
+        (requests carrying ``endpointkit-version: <config>``) before they take traffic; ``rollout`` moves the
+        weights in steps with alarms; the old versions go once the new ones hold all traffic. On any failure or
+        interrupt the previous routes are applied again, what the update made is deleted, and the error
+        propagates: the previous version serves all along. Bounded by ``timeouts.update`` plus the steps' waits.
+
+        An endpoint already on ``desired.config`` (the spec changed only in ttl or tags) is re-stamped: labels
+        and annotations change, no pod restarts and no ARM write is made; fields changed by hand (drift) are put
+        back by the same server-side apply, and the certificate is renewed when due. A change of weights alone
+        writes only the routes and the anchor Service.
+
+        Raises:
+            NotFoundError: the endpoint does not exist.
+            VerificationError: a verify check or a rollout alarm failed (the previous version serves).
         """
         plan = self._plan(deployment, desired.config)
-        deadline = time.monotonic() + deployment.spec.timeouts.update
+        rollout = deployment.spec.rollout
+        waits = 0.0 if rollout == "all_at_once" else rollout.steps.wait * (len(rollout.percentages()) - 1)
+        deadline = time.monotonic() + deployment.spec.timeouts.update + waits
         cluster = self._infra.ensure_cluster(deployment, plan, deadline=deadline, progress=progress)
         kube = self._kube_client()
-        before = self._observe(kube, deployment.name, deployment)
+        before = self._observe(kube, deployment.name, deployment, cluster.location)
         if not before.exists:
             raise NotFoundError(
                 f"endpoint {deployment.name} does not exist on cluster {self.target.cluster}",
                 provider="aks",
                 operation="update endpoint",
             )
-        stamp = stamper(deployment, plan)
+        session = self._session(deployment, plan, kube, cluster, deadline, progress)
         if runs_config(before, plan):
-            live = live_deployments(kube, self.target.namespace, deployment.name)
-            restamp(deployment, plan, kube, stamp)
-            if deployment_drift(live, plan.objects):  # fields set by hand are back: pods roll as in an update
-                self._await(
-                    deployment, plan, kube, cluster, deadline=deadline, progress=progress, need_address=True
-                )
+            restamp_endpoint(session, before)
             return
-        previous = _render.applied_config(before.service)
+        cluster = self._infra.ensure_gateway_addon(deployment, cluster, deadline=deadline, progress=progress)
         pool = self._infra.ensure_pool(
             deployment, plan, cluster, deadline=deadline, progress=progress, allow_replace=False
         )
         self._infra.prepare_accelerators(plan, pool, kube, deadline=deadline, progress=progress)
-        ensure_key(plan, kube, self.target.namespace, stamp)
-        new = [stamp(obj) for obj in plan.objects]
-        try:
-            for obj in new:
-                if obj["kind"] == "Deployment":
-                    kube.apply(obj)
-            self._await(
-                deployment, plan, kube, cluster, deadline=deadline, progress=progress, need_address=False
-            )
-        except BaseException:
-            applied = {o["metadata"]["name"] for o in new if o["kind"] == "Deployment"}
-            restore(kube, self.target.namespace, previous, applied, before)
-            raise
-        for obj in new:
-            if obj["kind"] == "Service":
-                kube.apply(obj)
-        self._await(deployment, plan, kube, cluster, deadline=deadline, progress=progress, need_address=True)
-        wanted = {o["metadata"]["name"] for o in new if o["kind"] == "Deployment"}
-        for stale in before.deployments:
-            if stale.name not in wanted:
-                kube.delete("Deployment", stale.name, self.target.namespace)
-        if plan.render.api_key_secret is None:
-            kube.delete("Secret", plan.key_secret, self.target.namespace)
+        ensure_key(plan, kube, self.target.namespace, session.stamp)
+        update_endpoint(session, before, verify)
 
     # ---- delete --------------------------------------------------------------------------------------
     def delete(
@@ -541,7 +496,8 @@ class AksAdapter:
     ) -> None:
         """Delete one resource; succeeds when it is gone already.
 
-        endpoint: Service, Deployments and key Secret (and an endpointkit pool of the wrong VM size);
+        endpoint: routes, its own Gateway (not one the spec names), Services, Deployments, key and TLS Secrets
+        (and an endpointkit pool of the wrong VM size);
         config: its ConfigMap; model: its Secret (blobs stay: they are shared by content). After a config or
         model, the pool and then the cluster go too when endpointkit made them and no endpoint uses them.
         """
@@ -560,11 +516,7 @@ class AksAdapter:
             self._infra.release(pool.name if pool else None, timeout=timeout, progress=progress)
             return
         if kind == "endpoint":
-            kube.delete("Service", _render.service_name(name), namespace)
-            selector = f"{MANAGED_BY_TAG}={MANAGED_BY_VALUE},{_render.LABEL_ENDPOINT}={name}"
-            for item in kube.list("Deployment", namespace, label_selector=selector):
-                kube.delete("Deployment", item["metadata"]["name"], namespace)
-            kube.delete("Secret", f"{name}-api-key", namespace)
+            remove_endpoint(kube, namespace, name, records=False)
             self._infra.drop_mismatched_pool(deployment, pool, timeout=timeout, progress=progress)
             return
         kube.delete("ConfigMap" if kind == "endpoint_config" else "Secret", name, namespace)
@@ -601,7 +553,8 @@ class AksAdapter:
         model: str | None = None,
         timeout: float | None = None,
     ) -> RawResponse:
-        """POST the encoded request to ``http://ADDRESS:8000/v2/models/MODEL/infer`` (Triton framing).
+        """POST the encoded request to ``https://HOST/v2/models/MODEL/infer`` (Triton framing) through the Gateway,
+        verifying the endpoint's own CA when its state carries one (``tls: auto``).
 
         The endpoint key, when the endpoint has one, is read once from its Secret and sent as the
         ``endpointkit-key`` header that ``--http-restricted-api`` checks.
@@ -624,8 +577,8 @@ class AksAdapter:
     def grpc_connection(
         self, state: EndpointState, *, model: str | None = None
     ) -> tuple[GrpcConnection, str]:
-        """The pooled gRPC connection to the endpoint's Service (``ADDRESS:8001``, TLS when its URL is https)
-        and the model to call. The endpoint key travels as the metadata ``--grpc-restricted-protocol`` checks."""
+        """The pooled gRPC connection to the endpoint (``HOST:443`` over TLS through the Gateway's GRPCRoute) and
+        the model to call. The endpoint key travels as the metadata ``--grpc-restricted-protocol`` checks."""
         return self._invoker.grpc_connection(state, model=model)
 
     async def aclose(self) -> None:
@@ -641,3 +594,5 @@ if TYPE_CHECKING:  # mypy checks the adapter against the Protocols it serves
     _grpc_capable: type[GrpcAdapter] = AksAdapter
     _metrics: type[MetricsAdapter] = AksAdapter
     _logs: type[LogsAdapter] = AksAdapter
+    _rollout: type[RolloutAdapter] = AksAdapter
+    _notes: type[PlanNotesAdapter] = AksAdapter

@@ -4,11 +4,14 @@ The three resources:
 
 - model ``<endpoint>-<hash8>``: the repository in Blob storage (``as://ACCOUNT/models/<content sha256>``) and a
   Secret of that name holding where it is and, for an uploaded repository, the storage key;
-- endpoint config ``<endpoint>-<hash8>``: a ConfigMap recording the rendered Deployments and Service;
-- endpoint ``<endpoint>``: the cluster and accelerator pool, the applied objects, the LoadBalancer address.
+- endpoint config ``<endpoint>-<hash8>``: a ConfigMap recording the rendered objects: per variant a Deployment and
+  ClusterIP Service named after its pod template (``<endpoint>-<variant>-<rev8>``), the anchor Service, the Gateway
+  (unless the spec names an existing one) and the HTTPRoute and GRPCRoute that weight the variants;
+- endpoint ``<endpoint>``: the cluster and accelerator pool, the applied objects, the TLS Secrets, the Gateway's
+  address and host.
 
 The config hash covers the rendered objects without the labels that change per apply (spec hash, expiry), so
-re-applying an unchanged spec plans no change.
+re-applying an unchanged spec plans no change; a change of weights alone changes only the routes.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from endpointkit.adapters.aks import _render
+from endpointkit.adapters.aks import _gateway, _render
 from endpointkit.adapters.aks._arm import PoolRequest
+from endpointkit.adapters.aks._routes import Front, front_of
 from endpointkit.adapters.aks._rules import accelerators_per_replica, pool_capacity
 from endpointkit.adapters.base import MANAGED_BY_TAG, MANAGED_BY_VALUE, DesiredState, Resource
 from endpointkit.adapters.naming import content_name, managed_tags
@@ -57,10 +61,29 @@ class EndpointPlan:
     pool: PoolRequest | None
     accelerator: str
     infra_tags: Mapping[str, str]
+    front: Front
 
     @property
     def key_secret(self) -> str:
         return f"{self.render.endpoint}-api-key"
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """Each variant's version: the name of its Deployment and Service."""
+        return {
+            obj["metadata"]["labels"][_render.LABEL_VARIANT]: obj["metadata"]["name"]
+            for obj in self.objects
+            if obj["kind"] == "Deployment"
+        }
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """The spec's weight of each variant."""
+        return {v.name: v.weight for v in self.render.variants}
+
+    @property
+    def deployments(self) -> list[dict[str, Any]]:
+        return [obj for obj in self.objects if obj["kind"] == "Deployment"]
 
 
 def _account_of(uri: str) -> str:
@@ -92,14 +115,14 @@ def plan_endpoint(deployment: Deployment) -> EndpointPlan:
     endpoint_render = _endpoint_render(
         deployment, target, source, model.name, _variant_renders(deployment, target), accelerator, pool
     )
-    objects = (
-        *(_render.deployment(endpoint_render, v) for v in endpoint_render.variants),
-        _render.service(endpoint_render),
-    )
+    front = front_of(name, target, annotations=endpoint_render.user_annotations)
+    objects = _objects(endpoint_render, front)
     pool_summary = _pool_summary(pool)
     config_name = content_name(name, {"model": model.name, "objects": list(objects), "pool": pool_summary})
     config = Resource(
-        "endpoint_config", config_name, _config_summary(model.name, endpoint_render, pool_summary, target)
+        "endpoint_config",
+        config_name,
+        _config_summary(model.name, endpoint_render, pool_summary, target, objects),
     )
     endpoint = Resource(
         "endpoint",
@@ -110,6 +133,9 @@ def plan_endpoint(deployment: Deployment) -> EndpointPlan:
             "resource_group": target.resource_group,
             "namespace": target.namespace,
             "service": _render.service_name(name),
+            "gateway": front.gateway_label,
+            "host": front.host,
+            "tls": front.tls,
             "node_pool": pool_summary,
         },
     )
@@ -125,6 +151,37 @@ def plan_endpoint(deployment: Deployment) -> EndpointPlan:
         pool,
         accelerator,
         infra_tags,
+        front,
+    )
+
+
+def _objects(render: _render.EndpointRender, front: Front) -> tuple[dict[str, Any], ...]:
+    """Deployments, their Services, the anchor Service, the Gateway (when the endpoint has its own) and the
+    routes: what the config records and apply makes, in that order."""
+    deployments = [_render.deployment(render, v) for v in render.variants]
+    services = [
+        _gateway.variant_service(
+            obj["metadata"]["name"],
+            render.namespace,
+            selector=_render.version_selector(obj),
+            labels={
+                **_render.base_labels(render.endpoint),
+                _render.LABEL_VARIANT: obj["metadata"]["labels"][_render.LABEL_VARIANT],
+                _render.LABEL_ROLE: "backend",
+            },
+        )
+        for obj in deployments
+    ]
+    shares = {obj["metadata"]["name"]: v.weight for obj, v in zip(deployments, render.variants, strict=True)}
+    weights = _gateway.integer_weights(shares)
+    backends = [_gateway.Backend(service, weights[service]) for service in sorted(weights)]
+    gateway = front.gateway_object()
+    return (
+        *deployments,
+        *services,
+        _render.service(render),
+        *([gateway] if gateway is not None else []),
+        *front.routes(backends),
     )
 
 
@@ -232,8 +289,14 @@ def _config_summary(
     render: _render.EndpointRender,
     pool_summary: dict[str, Any] | None,
     target: AksTarget,
+    objects: tuple[dict[str, Any], ...],
 ) -> dict[str, Any]:
     """The endpoint config's properties: what a plan shows of it."""
+    versions = {
+        obj["metadata"]["labels"][_render.LABEL_VARIANT]: obj["metadata"]["name"]
+        for obj in objects
+        if obj["kind"] == "Deployment"
+    }
     return {
         "model": model_name,
         "image": render.image,
@@ -243,6 +306,7 @@ def _config_summary(
         "variants": [
             {
                 "name": v.name,
+                "version": versions[v.name],
                 "replicas": v.replicas,
                 "weight": v.weight,
                 "cpu": v.cpu,

@@ -1,4 +1,5 @@
-"""Drift on AKS: the live Deployments, Service and labels of an endpoint against the objects its config records.
+"""Drift on AKS: the live Deployments, anchor Service, routes and labels of an endpoint against the objects its
+config records.
 
 Compared only while the endpoint runs the config the spec renders (otherwise the config changes because the spec
 did, which plan shows as an update by itself), and only the fields the rendered objects set: each Deployment's
@@ -6,7 +7,9 @@ did, which plan shows as an update by itself), and only the fields the rendered 
 as quantities, since the API server returns them in canonical form (``nvidia.com/gpu: 1`` comes back as ``"1"``,
 ``0.5`` CPU as ``"500m"``); a field another tool added (a limit endpointkit does not set) is not drift, as
 server-side apply leaves another manager's fields alone. Tags are the Service's labels and the user tags it
-carries in its ``endpointkit-tags`` annotation, compared while the spec is the one last applied.
+carries in its ``endpointkit-tags`` annotation, compared while the spec is the one last applied. The routes'
+weights (a share moved by hand, or a rollout cut short) are compared per backend Service of the HTTPRoute's main
+rule.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from endpointkit.adapters.aks import _render
 from endpointkit.adapters.aks._kube import KubeClient, Observation
 from endpointkit.adapters.base import MANAGED_BY_TAG, MANAGED_BY_VALUE, SPEC_HASH_TAG, DesiredState
 
-__all__ = ["SERVICE_FIELD", "deployment_drift", "endpoint_drift", "live_deployments"]
+__all__ = ["ROUTES_FIELD", "SERVICE_FIELD", "deployment_drift", "endpoint_drift", "live_deployments"]
 
-#: the field of a missing Service (the endpoint's address)
+#: the field of a missing anchor Service (the endpoint's record and in-cluster address)
 SERVICE_FIELD = "service"
+#: the field of the routes' weights
+ROUTES_FIELD = "routes.weights"
 # Where plan_endpoint puts the spec's own tags: on the Service and Deployments as one JSON annotation, since
 # tag values need not be valid label values.
 _TAGS_ANNOTATION = "endpointkit-tags"
@@ -55,6 +60,7 @@ def endpoint_drift(
     if observation.service is None:
         found.append(Drift(SERVICE_FIELD, None, _render.service_name(desired.endpoint.name)))
     found.extend(deployment_drift(live, rendered))
+    found.extend(_route_drift(observation, rendered))
     if observation.service is not None:
         labels = dict(observation.service.get("metadata", {}).get("labels") or {})
         if labels.get(SPEC_HASH_TAG) in (None, desired.spec_hash):
@@ -98,12 +104,31 @@ def _fields_drift(prefix: str, live: Mapping[str, Any], wanted: Mapping[str, Any
     return found
 
 
+def _route_drift(observation: Observation, rendered: Sequence[Mapping[str, Any]]) -> list[Drift]:
+    """The HTTPRoute's weights per backend Service against the rendered ones (missing route: no weights)."""
+    if observation.front is None:
+        return []
+    route = next((obj for obj in rendered if obj.get("kind") == "HTTPRoute"), None)
+    if route is None:
+        return []
+    wanted = {
+        str(ref["name"]): int(ref.get("weight", 1))
+        for rule in route["spec"]["rules"]
+        if not any(match.get("headers") for match in rule.get("matches") or ())
+        for ref in rule.get("backendRefs") or ()
+    }
+    live = observation.front.weights
+    if live == wanted and not observation.front.preview:
+        return []
+    return [Drift(ROUTES_FIELD, live or None, wanted)]
+
+
 def _running_config(observation: Observation) -> str | None:
-    """The config the Service was applied from, or without a Service the one its Deployments were."""
+    """The config the anchor Service was applied from, or without it the one the routes were."""
     if observation.service is not None:
         return _render.applied_config(observation.service)
-    configs = {d.annotations.get(_render.ANNOTATION_CONFIG) for d in observation.deployments}
-    return configs.pop() if len(configs) == 1 else None
+    route = observation.front.http_route if observation.front is not None else None
+    return _render.applied_config(route)
 
 
 def _live_tags(service: Mapping[str, Any]) -> dict[str, str]:

@@ -161,7 +161,9 @@ class Invoker:
     ) -> tuple[Origin, str, dict[str, str]]:
         origin = self._origin(state)
         path = f"/v2/models/{quote(self._model(state, model), safe='')}/infer"
-        send = dict(headers)
+        # A candidate state of an update carries the preview route's header (endpointkit-version): the Gateway
+        # then sends the request to the new version only.
+        send = {**{str(k): str(v) for k, v in (state.extra.get("headers") or {}).items()}, **headers}
         secret = state.extra.get("api_key_secret")
         if secret:
             send[_render.API_KEY_HEADER] = self._endpoint_key(str(secret), str(state.extra.get("namespace")))

@@ -1,22 +1,24 @@
 """The Kubernetes side of an AKS endpoint: a small client over the official ``kubernetes`` package, and the
-reading of a rollout (ready replicas, LoadBalancer address, and pods that cannot run, with their own reason).
+reading of a rollout (ready replicas, and pods that cannot run, with their own reason; the Gateway and routes
+are read by ``_front``).
 
 Objects are applied with server-side apply: ``PATCH`` with ``Content-Type: application/apply-patch+yaml``,
 ``fieldManager=endpointkit`` and ``force=true`` (https://kubernetes.io/docs/reference/using-api/server-side-apply/).
-The typed APIs are called with ``_preload_content=False`` so objects stay plain dicts and no API discovery is
-needed. The kubeconfig stays in memory; certificates the client must hand to OpenSSL as files go to a private
+The typed APIs (and ``CustomObjectsApi`` for the Gateway API kinds) are called with ``_preload_content=False``
+so objects stay plain dicts and no API discovery is needed. The kubeconfig stays in memory; certificates the client must hand to OpenSSL as files go to a private
 0700 folder (files 0600, ``tempfile.mkstemp``) that :meth:`KubeClient.close` removes.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from endpointkit._lazy import require
 from endpointkit.adapters.aks._errors import RetryPolicy, with_retries
@@ -24,6 +26,9 @@ from endpointkit.adapters.aks._render import AGENTPOOL_LABEL, LABEL_ENDPOINT, LA
 from endpointkit.adapters.aks._tls import environment_ca_bundle
 from endpointkit.adapters.base import MANAGED_BY_TAG, MANAGED_BY_VALUE
 from endpointkit.errors import CapacityError, NotFoundError, ProviderError
+
+if TYPE_CHECKING:  # the front reads through this module's client
+    from endpointkit.adapters.aks._front import FrontStatus
 
 __all__ = [
     "FIELD_MANAGER",
@@ -60,6 +65,13 @@ _KINDS: dict[str, tuple[str, str, bool]] = {
     "Event": ("core", "event", True),
     "Deployment": ("apps", "deployment", True),
     "DaemonSet": ("apps", "daemon_set", True),
+}
+# Custom resources (namespaced): kind -> (group, version, plural), served through CustomObjectsApi. The Gateway API
+# kinds are CRDs installed with the cluster's Gateway API support (https://gateway-api.sigs.k8s.io/).
+_CUSTOM_KINDS: dict[str, tuple[str, str, str]] = {
+    "Gateway": ("gateway.networking.k8s.io", "v1", "gateways"),
+    "HTTPRoute": ("gateway.networking.k8s.io", "v1", "httproutes"),
+    "GRPCRoute": ("gateway.networking.k8s.io", "v1", "grpcroutes"),
 }
 
 KubeFactory = Callable[[dict[str, Any], str], Any]
@@ -107,6 +119,7 @@ class KubeClient:
             )
             client = require("kubernetes.client", extra="aks")
             self._groups = {"core": client.CoreV1Api(self._api), "apps": client.AppsV1Api(self._api)}
+            self._custom = client.CustomObjectsApi(self._api)
         except BaseException:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
             raise
@@ -126,6 +139,8 @@ class KubeClient:
     def _method(
         self, kind: str, verb: str, *, all_namespaces: bool = False
     ) -> tuple[Callable[..., Any], bool]:
+        if kind in _CUSTOM_KINDS:
+            return self._custom_method(kind, verb, all_namespaces=all_namespaces)
         group, snake, namespaced = _KINDS[kind]
         api = self._groups[group]
         if not namespaced:
@@ -133,6 +148,32 @@ class KubeClient:
         if all_namespaces:
             return getattr(api, f"{verb}_{snake}_for_all_namespaces"), False
         return getattr(api, f"{verb}_namespaced_{snake}"), True
+
+    def _custom_method(
+        self, kind: str, verb: str, *, all_namespaces: bool
+    ) -> tuple[Callable[..., Any], bool]:
+        """A CustomObjectsApi method taking the typed methods' arguments: ``(name, namespace)`` for one object,
+        ``(namespace,)`` for a list; the kind's group, version and plural are bound here."""
+        group, version, plural = _CUSTOM_KINDS[kind]
+        api = self._custom
+        if verb == "list":
+            if all_namespaces:
+                return functools.partial(api.list_cluster_custom_object, group, version, plural), False
+
+            def listed(namespace: str, **options: Any) -> Any:
+                return api.list_namespaced_custom_object(group, version, namespace, plural, **options)
+
+            return listed, True
+        # The typed APIs' "read" is CustomObjectsApi's "get".
+        method = getattr(api, f"{'get' if verb == 'read' else verb}_namespaced_custom_object")
+
+        def on_object(name: str, namespace: str, **options: Any) -> Any:
+            body = options.pop("body", None)
+            return method(
+                group, version, namespace, plural, name, *(() if body is None else (body,)), **options
+            )
+
+        return on_object, True
 
     def _invoke(self, operation: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         def call() -> Any:
@@ -267,7 +308,7 @@ class KubeClient:
 
 @dataclass(frozen=True, slots=True)
 class DeploymentStatus:
-    """One variant's Deployment as it runs."""
+    """One version of one variant: its Deployment as it runs."""
 
     name: str
     variant: str
@@ -275,44 +316,63 @@ class DeploymentStatus:
     ready: int
     available: int
     rolled_out: bool
-    weight: float
     annotations: Mapping[str, str]
     generation: int = 1
+    #: the pod template hash (``endpointkit-template``) that names the version
+    template: str = ""
 
 
 @dataclass(frozen=True)
 class Observation:
-    """An endpoint's Deployments, Service address and the first pod problem found."""
+    """An endpoint's Deployments and anchor Service, the first pod problem found, and its front (Gateway and
+    routes, read by :func:`~endpointkit.adapters.aks._front.read_front`; None when not read)."""
 
     service: Mapping[str, Any] | None
     deployments: tuple[DeploymentStatus, ...]
-    address: str | None
-    problem: ProviderError | None
+    pod_problem: ProviderError | None
     #: why pods are pending without a problem yet (the cluster autoscaler is adding or about to add a node)
     waiting: str | None = None
+    front: FrontStatus | None = None
 
     @property
     def exists(self) -> bool:
         return self.service is not None or bool(self.deployments)
 
     @property
+    def address(self) -> str | None:
+        """The Gateway's address, once it has one."""
+        return self.front.address if self.front is not None else None
+
+    @property
+    def problem(self) -> ProviderError | None:
+        """Why the endpoint cannot serve without a change: the pods' own reason, else the Gateway's."""
+        if self.pod_problem is not None:
+            return self.pod_problem
+        return self.front.problem if self.front is not None else None
+
+    @property
     def updating(self) -> bool:
-        """Whether a Deployment that existed before is rolling to a new template (not a first rollout)."""
-        return any(not d.rolled_out and d.generation > 1 for d in self.deployments)
+        """Whether a version rolls out beside another (a new template of a variant), or a Deployment that existed
+        before rolls (not a first rollout)."""
+        variants = [d.variant for d in self.deployments]
+        return len(set(variants)) < len(variants) or any(
+            not d.rolled_out and d.generation > 1 for d in self.deployments
+        )
 
     @property
     def ready(self) -> bool:
         return (
             bool(self.deployments)
             and all(d.rolled_out for d in self.deployments)
-            and self.address is not None
+            and self.front is not None
+            and self.front.ready
         )
 
     def describe(self) -> str:
         if not self.exists:
             return "not found"
-        parts = [f"{d.variant} {d.available}/{d.replicas} available" for d in self.deployments]
-        parts.append(f"LoadBalancer {self.address}" if self.address else "waiting for a LoadBalancer address")
+        parts = [f"{d.name} {d.available}/{d.replicas} available" for d in self.deployments]
+        parts.append(self.front.describe() if self.front is not None else "Gateway not read")
         if self.waiting:
             parts.append(self.waiting)
         return ", ".join(parts)
@@ -375,46 +435,34 @@ def observe(
     found = kube.list("Deployment", namespace, label_selector=selector)
     service_object = kube.get("Service", service, namespace)
     deployments: list[DeploymentStatus] = []
-    templates: dict[str, str] = {}
     for item in sorted(found, key=lambda d: str(d["metadata"]["name"])):
         metadata, status = item["metadata"], item.get("status", {})
-        variant = str(metadata.get("labels", {}).get(LABEL_VARIANT, metadata["name"]))
-        annotations = dict(metadata.get("annotations") or {})
-        try:
-            weight = float(annotations.get("endpointkit-weight", "1"))
-        except ValueError:
-            weight = 1.0
+        template = item.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
         deployments.append(
             DeploymentStatus(
                 name=str(metadata["name"]),
-                variant=variant,
+                variant=str(metadata.get("labels", {}).get(LABEL_VARIANT, metadata["name"])),
                 replicas=int(item.get("spec", {}).get("replicas", 1)),
                 ready=int(status.get("readyReplicas", 0)),
                 available=int(status.get("availableReplicas", 0)),
                 rolled_out=_rolled_out(item),
-                weight=weight,
-                annotations=annotations,
+                annotations=dict(metadata.get("annotations") or {}),
                 generation=int(metadata.get("generation", 1)),
+                template=str(template.get(LABEL_TEMPLATE, "")),
             )
         )
-        labels = item.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
-        templates[variant] = str(labels.get(LABEL_TEMPLATE, ""))
-    address = None
-    if service_object is not None:
-        ingress = (service_object.get("status", {}).get("loadBalancer", {}) or {}).get("ingress") or []
-        if ingress:
-            address = ingress[0].get("ip") or ingress[0].get("hostname")
     problem = waiting = None
     if deployments and not all(d.rolled_out for d in deployments):
+        templates = {d.template for d in deployments}
         problem, waiting = _pod_problem(kube, namespace, selector, templates, autoscaling, log_lines, grace)
-    return Observation(service_object, tuple(deployments), address, problem, waiting)
+    return Observation(service_object, tuple(deployments), problem, waiting)
 
 
 def _pod_problem(
     kube: KubeClient,
     namespace: str,
     selector: str,
-    templates: Mapping[str, str],
+    templates: set[str],
     autoscaling: bool,
     log_lines: int,
     grace: ScaleUpGrace | None,
@@ -423,7 +471,7 @@ def _pod_problem(
     waiting = None
     for pod in sorted(pods, key=lambda p: str(p["metadata"]["name"])):
         labels = pod["metadata"].get("labels", {})
-        if templates.get(str(labels.get(LABEL_VARIANT))) not in (None, labels.get(LABEL_TEMPLATE)):
+        if labels.get(LABEL_TEMPLATE) not in templates:
             continue  # an old replica of a rolling update: it keeps serving, its state is not the new one's
         problem = _problem_of(kube, namespace, pod, autoscaling, log_lines, grace)
         if isinstance(problem, ProviderError):

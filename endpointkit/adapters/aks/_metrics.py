@@ -17,6 +17,7 @@ from endpointkit.adapters.aks._kube import KubeClient
 from endpointkit.adapters.aks._render import (
     ANNOTATION_DEFAULT_MODEL,
     LABEL_ENDPOINT,
+    LABEL_TEMPLATE,
     LABEL_VARIANT,
     METRICS_PORT,
 )
@@ -24,7 +25,7 @@ from endpointkit.adapters.base import MANAGED_BY_TAG, MANAGED_BY_VALUE
 from endpointkit.errors import NotFoundError, ProviderError
 from endpointkit.spec import Deployment
 
-__all__ = ["read_metrics"]
+__all__ = ["read_metrics", "scrape_versions"]
 
 
 def read_metrics(
@@ -61,6 +62,24 @@ def read_metrics(
         source="prometheus",
         note=TRITON_WINDOW_NOTE,
     )
+
+
+def scrape_versions(
+    kube: KubeClient, *, namespace: str, endpoint: str, templates: set[str], model: str | None
+) -> dict[str, TritonSample]:
+    """Triton's figures for ``model`` on every running pod of the given versions (pod template hashes), by pod.
+
+    What a rollout's alarm reads: the counters are cumulative per pod, so a caller compares two reads.
+
+    Raises:
+        ProviderError: a pod's metrics port did not answer through the proxy (names the pod and port).
+    """
+    selector = f"{MANAGED_BY_TAG}={MANAGED_BY_VALUE},{LABEL_ENDPOINT}={endpoint}"
+    return {
+        str(pod["metadata"]["name"]): _scrape(kube, pod, namespace, model)
+        for pod in kube.list("Pod", namespace, label_selector=selector)
+        if pod.get("status", {}).get("phase") == "Running" and _label(pod, LABEL_TEMPLATE) in templates
+    }
 
 
 def _scrape(kube: KubeClient, pod: Mapping[str, Any], namespace: str, model: str | None) -> TritonSample:

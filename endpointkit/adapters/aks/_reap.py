@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from endpointkit._endpoint_state import decode_expiry
-from endpointkit.adapters.aks import _render
+from endpointkit.adapters.aks import _gateway, _render
+from endpointkit.adapters.aks._gateway import route_status
 from endpointkit.adapters.aks._kube import KubeClient
 from endpointkit.adapters.base import (
     EXPIRES_AT_TAG,
@@ -13,7 +16,7 @@ from endpointkit.adapters.base import (
     EndpointState,
     EndpointStatus,
 )
-from endpointkit.errors import ConflictError
+from endpointkit.errors import ConflictError, NotFoundError
 from endpointkit.spec import AksTarget
 
 __all__ = ["list_managed", "remove_endpoint"]
@@ -22,7 +25,19 @@ _MANAGED = f"{MANAGED_BY_TAG}={MANAGED_BY_VALUE}"
 
 
 def list_managed(kube: KubeClient, target_name: str, target: AksTarget, region: str) -> list[EndpointState]:
-    """Every endpointkit endpoint on the cluster (any namespace), from its Service: one list call."""
+    """Every endpointkit endpoint on the cluster (any namespace), from its anchor Service, with its URL from its
+    HTTPRoute and Gateway: three list calls."""
+    routes = {
+        (
+            str(r["metadata"].get("namespace")),
+            str((r["metadata"].get("labels") or {}).get(_render.LABEL_ENDPOINT)),
+        ): r
+        for r in _listed(kube, "HTTPRoute", None, f"{_MANAGED},{_render.LABEL_ROLE}=route")
+    }
+    gateways = {
+        (str(g["metadata"].get("namespace")), str(g["metadata"]["name"])): g
+        for g in _listed(kube, "Gateway", None, f"{_MANAGED},{_render.LABEL_ROLE}=gateway")
+    }
     states = []
     for service in kube.list("Service", None, label_selector=f"{_MANAGED},{_render.LABEL_ROLE}=endpoint"):
         metadata = service["metadata"]
@@ -30,15 +45,16 @@ def list_managed(kube: KubeClient, target_name: str, target: AksTarget, region: 
         name = labels.get(_render.LABEL_ENDPOINT)
         if not name:
             continue
-        ingress = (service.get("status", {}).get("loadBalancer") or {}).get("ingress") or []
-        address = (ingress[0].get("ip") or ingress[0].get("hostname")) if ingress else None
+        namespace = str(metadata.get("namespace", target.namespace))
+        route = routes.get((namespace, str(name)))
+        url, attached = _url(route, gateways, region)
         states.append(
             EndpointState(
                 str(name),
                 target_name,
                 "aks",
-                EndpointStatus.IN_SERVICE if address else EndpointStatus.CREATING,
-                url=f"http://{address}:{_render.HTTP_PORT}" if address else None,
+                EndpointStatus.IN_SERVICE if attached else EndpointStatus.CREATING,
+                url=url,
                 spec_hash=labels.get(SPEC_HASH_TAG),
                 region=region,
                 expires_at=decode_expiry(labels.get(EXPIRES_AT_TAG), endpoint=str(name)),
@@ -46,7 +62,7 @@ def list_managed(kube: KubeClient, target_name: str, target: AksTarget, region: 
                     "subscription_id": target.subscription_id,
                     "resource_group": target.resource_group,
                     "cluster": target.cluster,
-                    "namespace": metadata.get("namespace", target.namespace),
+                    "namespace": namespace,
                     "arm_endpoint": target.arm_endpoint,
                     "service": metadata["name"],
                 },
@@ -55,10 +71,53 @@ def list_managed(kube: KubeClient, target_name: str, target: AksTarget, region: 
     return states
 
 
-def remove_endpoint(kube: KubeClient, namespace: str, name: str) -> set[str]:
-    """Delete an endpoint's Service, Deployments, config and model objects and key; returns the pools it used.
+def _url(
+    route: dict[str, Any] | None, gateways: dict[tuple[str, str], dict[str, Any]], region: str
+) -> tuple[str | None, bool]:
+    """The endpoint's URL from its HTTPRoute (host name) or its own Gateway (DNS label), and whether the route is
+    attached (Accepted) to its Gateway."""
+    if route is None:
+        return None, False
+    spec = route.get("spec") or {}
+    parents = spec.get("parentRefs") or [{}]
+    parent = (
+        str(parents[0].get("namespace") or route["metadata"].get("namespace")),
+        str(parents[0].get("name")),
+    )
+    gateway = gateways.get(parent)
+    listeners = ((gateway or {}).get("spec") or {}).get("listeners") or [{}]
+    scheme = "http" if listeners[0].get("protocol") == "HTTP" else "https"
+    hosts = list(spec.get("hostnames") or ())
+    if not hosts and gateway is not None:
+        annotations = ((gateway.get("spec") or {}).get("infrastructure") or {}).get("annotations") or {}
+        label = annotations.get(_gateway.ANNOTATION_AZURE_DNS_LABEL)
+        if label:
+            hosts = [_gateway.azure_dns_name(str(label), region)]
+    attached = route_status(route, parent).accepted
+    return (f"{scheme}://{hosts[0]}" if hosts else None), attached
 
-    Idempotent. Refuses (ConflictError) a Service of that name that endpointkit does not manage.
+
+def _listed(kube: KubeClient, kind: str, namespace: str | None, selector: str) -> list[dict[str, Any]]:
+    """``kube.list``; for a Gateway API kind on a cluster without its CRDs (the API server answers 404 for the
+    whole resource), nothing."""
+    try:
+        return kube.list(kind, namespace, label_selector=selector)
+    except NotFoundError:
+        if kind not in ("Gateway", "HTTPRoute", "GRPCRoute"):
+            raise
+        return []
+
+
+# Deleted in this order: what routes traffic first, then what serves it, then the records and Secrets.
+_KINDS = ("HTTPRoute", "GRPCRoute", "Gateway", "Service", "Deployment", "ConfigMap", "Secret")
+
+
+def remove_endpoint(kube: KubeClient, namespace: str, name: str, *, records: bool = True) -> set[str]:
+    """Delete an endpoint's routes, its own Gateway, its Services and Deployments, key and TLS Secrets and, with
+    ``records``, its config ConfigMaps and model Secrets; returns the pools it used.
+
+    Only objects labelled as endpointkit's for this endpoint go: a Gateway the spec named (``gateway``) stays.
+    Idempotent. Refuses (ConflictError) an anchor Service of that name that endpointkit does not manage.
     """
     service = kube.get("Service", _render.service_name(name), namespace)
     if (
@@ -73,10 +132,13 @@ def remove_endpoint(kube: KubeClient, namespace: str, name: str) -> set[str]:
         )
     selector = f"{_MANAGED},{_render.LABEL_ENDPOINT}={name}"
     pools: set[str] = set()
-    kube.delete("Service", _render.service_name(name), namespace)
-    for kind in ("Deployment", "ConfigMap", "Secret"):
-        for item in kube.list(kind, namespace, label_selector=selector):
+    for kind in _KINDS:
+        if kind == "ConfigMap" and not records:
+            continue
+        for item in _listed(kube, kind, namespace, selector):
             labels = item["metadata"].get("labels") or {}
+            if not records and labels.get(_render.LABEL_ROLE) == "model":
+                continue
             if _render.LABEL_POOL in labels:
                 pools.add(str(labels[_render.LABEL_POOL]))
             kube.delete(kind, item["metadata"]["name"], namespace)

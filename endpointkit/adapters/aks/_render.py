@@ -1,9 +1,10 @@
 """The Kubernetes objects of an AKS endpoint, as plain dicts: pure functions of the spec, no client import.
 
-Per endpoint: a Deployment per variant, one LoadBalancer Service over all of them (HTTP 8000 and gRPC 8001;
-metrics 8002 stays inside the cluster), a Secret with the storage account key (the model), a ConfigMap that
-records the rendered objects (the endpoint config), a Secret with the endpoint key when ``api_key`` is set,
-and on an endpointkit-made GPU pool the NVIDIA device plugin DaemonSet.
+Per endpoint: a Deployment per variant and version (named after its pod template), the anchor ClusterIP Service
+over all of them (HTTP 8000 and gRPC 8001; metrics 8002 stays inside the cluster; the Gateway API objects in
+front of them are ``_gateway``'s and ``_routes``'), a Secret with the storage account key (the model), a
+ConfigMap that records the rendered objects (the endpoint config), a Secret with the endpoint key when
+``api_key`` is set, and on an endpointkit-made GPU pool the NVIDIA device plugin DaemonSet.
 
 Shapes follow triton-inference-server/server ``deploy/k8s-onprem/templates/deployment.yaml`` (probes, ports,
 ``runAsUser 1000``) and the AKS GPU guide (``sku=gpu:NoSchedule`` toleration, device plugin DaemonSet):
@@ -13,6 +14,7 @@ https://learn.microsoft.com/azure/aks/use-nvidia-gpu.
 from __future__ import annotations
 
 import base64
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -29,7 +31,7 @@ __all__ = [
     "ANNOTATION_API_KEY",
     "ANNOTATION_CONFIG",
     "ANNOTATION_DEFAULT_MODEL",
-    "ANNOTATION_WEIGHT",
+    "ANNOTATION_WEIGHTS",
     "API_KEY_ENV",
     "API_KEY_HEADER",
     "DEFAULT_TRITON_TAG",
@@ -52,7 +54,10 @@ __all__ = [
     "service_name",
     "stamp",
     "triton_image",
+    "version_name",
+    "version_selector",
     "volatile_labels",
+    "weights_of",
 ]
 
 TRITON_IMAGE = "nvcr.io/nvidia/tritonserver"
@@ -68,7 +73,7 @@ LABEL_TEMPLATE = "endpointkit-template"
 LABEL_POOL = "endpointkit-node-pool"
 LABEL_ROLE = "endpointkit-role"
 ANNOTATION_CONFIG = "endpointkit-config"
-ANNOTATION_WEIGHT = "endpointkit-weight"
+ANNOTATION_WEIGHTS = "endpointkit-weights"
 ANNOTATION_DEFAULT_MODEL = "endpointkit-default-model"
 ANNOTATION_API_KEY = "endpointkit-api-key-secret"
 AGENTPOOL_LABEL = "kubernetes.azure.com/agentpool"  # set by AKS on every node of a pool
@@ -77,6 +82,8 @@ API_KEY_ENV = "ENDPOINTKIT_API_KEY"
 STORAGE_KEY = "AZURE_STORAGE_KEY"
 STORAGE_ACCOUNT = "AZURE_STORAGE_ACCOUNT"
 HTTP_PORT, GRPC_PORT, METRICS_PORT = 8000, 8001, 8002
+#: hex digits of the pod template hash in a version's name
+REVISION_LENGTH = 8
 # Every API group but health, so probes work without the key (Triton "Limit Endpoint Access", server
 # docs/customization_guide/inference_protocols.md). gRPC gets the same fence: it is exposed too.
 _RESTRICTED = "metadata,inference,shared-memory,model-config,model-repository,statistics,trace,logging"
@@ -214,25 +221,47 @@ def config_map(
     }
 
 
+def version_name(endpoint: str, variant: str, template_hash: str) -> str:
+    """The name of one variant's version: ``<endpoint>-<variant>-<rev>``, ``rev`` the first 8 hex digits of its pod
+    template's hash, the prefix cut so the whole name is a DNS-1035 label of at most 63 characters (the
+    Deployment and its Service share it)."""
+    revision = template_hash[:REVISION_LENGTH]
+    prefix = service_name(f"{endpoint}-{variant}")[: 63 - len(revision) - 1].rstrip("-")
+    return f"{prefix}-{revision}"
+
+
 def deployment(render: EndpointRender, variant: VariantRender) -> dict[str, Any]:
-    """The Deployment of one variant; its pod template is labelled with a hash of itself."""
-    selector = {LABEL_ENDPOINT: render.endpoint, LABEL_VARIANT: variant.name}
+    """The Deployment of one version of one variant, named after its pod template's hash.
+
+    A new template is a new Deployment (and Service) beside the old one, so the routes move traffic between
+    versions (blue/green); an unchanged template keeps its Deployment. Only content that defines the version is
+    in it: no per-apply stamp, no weight and no tags, which live on the anchor Service and the routes, so a
+    change of them never writes a Deployment.
+    """
     pod_labels = {**base_labels(render.endpoint), LABEL_VARIANT: variant.name}
     template = {"metadata": {"labels": pod_labels}, "spec": _pod_spec(render, variant)}
     template_hash = content_hash(template)[:10]
     template["metadata"]["labels"] = {**pod_labels, LABEL_TEMPLATE: template_hash}
-    labels = {**base_labels(render.endpoint), LABEL_VARIANT: variant.name, LABEL_ROLE: "endpoint"}
+    # The template label keeps two versions of a variant from selecting each other's pods.
+    selector = {LABEL_ENDPOINT: render.endpoint, LABEL_VARIANT: variant.name, LABEL_TEMPLATE: template_hash}
+    labels = {
+        **base_labels(render.endpoint),
+        LABEL_VARIANT: variant.name,
+        LABEL_TEMPLATE: template_hash,
+        LABEL_ROLE: "endpoint",
+    }
     if render.pool is not None and variant.accelerators:
         labels[LABEL_POOL] = render.pool
-    annotations = {ANNOTATION_WEIGHT: f"{variant.weight:g}", **render.user_annotations}
-    if render.default_model:
-        annotations[ANNOTATION_DEFAULT_MODEL] = render.default_model
-    # Without a spare accelerator, a surge pod could never schedule: replace pods one at a time instead.
+    annotations = {ANNOTATION_DEFAULT_MODEL: render.default_model} if render.default_model else None
+    # Without a spare accelerator, a surge pod could never schedule: replace pods one at a time instead (a
+    # rolling update happens only when the template was edited in place, e.g. by hand; a new version is a new
+    # Deployment).
     rolling = {"maxSurge": 1, "maxUnavailable": 0} if variant.surge else {"maxSurge": 0, "maxUnavailable": 1}
+    name = version_name(render.endpoint, variant.name, template_hash)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(f"{render.endpoint}-{variant.name}", render.namespace, labels, annotations),
+        "metadata": _metadata(name, render.namespace, labels, annotations),
         "spec": {
             "replicas": variant.replicas,
             "selector": {"matchLabels": selector},
@@ -240,6 +269,11 @@ def deployment(render: EndpointRender, variant: VariantRender) -> dict[str, Any]
             "template": template,
         },
     }
+
+
+def version_selector(obj: Mapping[str, Any]) -> dict[str, str]:
+    """The pods of one version: a rendered Deployment's selector (endpoint, variant, template)."""
+    return dict(obj["spec"]["selector"]["matchLabels"])
 
 
 def _pod_spec(render: EndpointRender, variant: VariantRender) -> dict[str, Any]:
@@ -348,16 +382,22 @@ def _probes(startup_seconds: float) -> dict[str, Any]:
 
 
 def service(render: EndpointRender) -> dict[str, Any]:
-    """One LoadBalancer over every variant's pods: HTTP and gRPC; metrics are not exposed."""
+    """The endpoint's anchor: a ClusterIP Service over every pod of every version (its in-cluster address).
+
+    It is the endpoint's record: it carries the config, key-Secret and tags annotations and the spec-hash and
+    expiry labels that status, drift and reap read; traffic from outside comes through the Gateway.
+    """
     labels = {**base_labels(render.endpoint), LABEL_ROLE: "endpoint"}
+    annotations = {
+        **render.user_annotations,
+        ANNOTATION_WEIGHTS: json.dumps({v.name: v.weight for v in render.variants}, sort_keys=True),
+    }
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(
-            service_name(render.endpoint), render.namespace, labels, dict(render.user_annotations)
-        ),
+        "metadata": _metadata(service_name(render.endpoint), render.namespace, labels, annotations),
         "spec": {
-            "type": "LoadBalancer",
+            "type": "ClusterIP",
             "selector": {LABEL_ENDPOINT: render.endpoint},
             "ports": [
                 {"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"},
@@ -365,6 +405,18 @@ def service(render: EndpointRender) -> dict[str, Any]:
             ],
         },
     }
+
+
+def weights_of(service_object: Mapping[str, Any] | None) -> dict[str, float]:
+    """The spec's variant weights the anchor Service records (``ANNOTATION_WEIGHTS``); {} when absent."""
+    annotations = ((service_object or {}).get("metadata") or {}).get("annotations") or {}
+    try:
+        parsed = json.loads(annotations.get(ANNOTATION_WEIGHTS, "{}"))
+    except ValueError:
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    return {str(k): float(v) for k, v in parsed.items() if isinstance(v, int | float)}
 
 
 def device_plugin(pool: str) -> dict[str, Any]:

@@ -1,18 +1,19 @@
 """What an AKS target can serve, checked in ``plan`` before any call: capabilities and spec rules.
 
-Pure functions of the spec; no Azure or Kubernetes import.
+Pure functions of the spec (a certificate the spec names in files is read); no Azure or Kubernetes import.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
+from endpointkit.adapters.aks._gateway_classes import KNOWN_CLASSES, gateway_class_info
+from endpointkit.adapters.aks._secrets import spec_pair
 from endpointkit.adapters.base import Capability
 from endpointkit.catalog import azure_vm_size
 from endpointkit.errors import SpecError
-from endpointkit.spec import AksTarget, Deployment, Variant
+from endpointkit.spec import AksTarget, AksTls, Deployment, Variant
 
 __all__ = ["FPGA_REGIONS", "NP_RETIREMENT", "PoolCapacity", "check_spec", "limitations", "pool_capacity"]
 
@@ -67,9 +68,6 @@ def limitations(deployment: Deployment) -> dict[Capability, str]:
         Capability.ASYNC_INFERENCE: "AKS has no asynchronous inference queue; use a SageMaker target",
         Capability.MULTI_MODEL: "multi-model endpoints are a SageMaker feature; put the models in one repository",
     }
-    split = _traffic_split_problem(deployment.variants)
-    if split is not None:
-        missing[Capability.TRAFFIC_SPLIT] = split
     location = (target.location or "").lower()
     if location and location not in FPGA_REGIONS:
         missing[Capability.FPGA] = (
@@ -79,30 +77,14 @@ def limitations(deployment: Deployment) -> dict[Capability, str]:
     return missing
 
 
-def _traffic_split_problem(variants: tuple[Variant, ...]) -> str | None:
-    # One Service selects the pods of every variant and kube-proxy spreads connections evenly over ready pods,
-    # so a variant's share of traffic is its share of replicas. Weights that say otherwise cannot be honoured.
-    total_weight = sum(v.weight for v in variants)
-    total_replicas = sum(v.instance_count for v in variants)
-    for variant in variants:
-        if not math.isclose(
-            variant.weight / total_weight, variant.instance_count / total_replicas, abs_tol=1e-6
-        ):
-            proposal = ", ".join(f"{v.name}: {v.instance_count}" for v in variants)
-            return (
-                "AKS splits traffic between variants by ready replicas (one LoadBalancer Service over all of "
-                f"them), so weights must be proportional to instance_count; set the weights to ({proposal}) "
-                "or use a SageMaker target for independent weights"
-            )
-    return None
-
-
 def check_spec(deployment: Deployment) -> None:
     """Spec rules an AKS target adds; raises SpecError naming the field and the fix.
 
     Checked: the repository is a local folder (with ``storage_account``) or ``as://`` (with
     ``storage_secret``); GPU and FPGA variants match the pool's accelerator; one replica fits one VM; all
-    replicas fit the pool (pods never share a GPU); FPGA names its device-plugin resource. Logs the NP-series
+    replicas fit the pool (pods never share a GPU); FPGA names its device-plugin resource; the Gateway class is
+    one endpointkit knows (unless ``gateway`` names an existing Gateway); a certificate the spec brings in files
+    is usable for ``host``; a Key Vault certificate meets a class that can read it. Logs the NP-series
     retirement for FPGA pools.
     """
     target = deployment.target
@@ -125,6 +107,38 @@ def check_spec(deployment: Deployment) -> None:
     _check_pool_holds(needed, target, prefix, capacity)
     if "fpga" in kinds:
         _check_fpga(target, prefix)
+    _check_front(deployment, target, prefix)
+
+
+def _check_front(deployment: Deployment, target: AksTarget, prefix: str) -> None:
+    """The Gateway class, and the certificate the ``tls`` section names (files read and checked)."""
+    info = gateway_class_info(target.gateway_class)
+    if target.gateway is None and info is None:
+        known = ", ".join(sorted(KNOWN_CLASSES))
+        raise SpecError(
+            f"{prefix}.gateway_class {target.gateway_class!r} is not a Gateway class endpointkit knows on AKS "
+            f"({known}); use one of those, or create a Gateway of your class yourself and name it in "
+            f"{prefix}.gateway (NAME or NAMESPACE/NAME)",
+            field=f"{prefix}.gateway_class",
+        )
+    if not isinstance(target.tls, AksTls):
+        return
+    if target.gateway is not None:
+        raise SpecError(
+            f"{prefix}.tls sets the certificate of a Gateway endpointkit makes, but {prefix}.gateway names an "
+            "existing Gateway, whose listeners keep their own certificates: drop one of the two",
+            field=f"{prefix}.tls",
+        )
+    if target.tls.from_files:
+        assert target.host is not None  # the spec requires host with cert_file
+        spec_pair(deployment, target.host)
+        return
+    assert info is not None
+    if info.key_vault is not None:
+        raise SpecError(
+            f"{prefix}.tls.key_vault_certificate: Gateway class {info.name} cannot serve it: {info.key_vault}",
+            field=f"{prefix}.tls.key_vault_certificate",
+        )
 
 
 def _check_repository(repository: str, target: AksTarget, prefix: str) -> None:
