@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TextIO
@@ -64,12 +65,29 @@ def _describe_state(state: EndpointState | None, name: str) -> str:
         lines.append(f"  reason: {state.reason}")
     if state.expires_at:
         lines.append(f"  {time_left(state.expires_at)} (at {state.expires_at.isoformat()})")
+    lines.extend(_front_lines(state.extra))
     for variant in state.variants:
         lines.append(
             f"  variant {variant.name}: {variant.instance_count} x {variant.instance_type or 'local'} "
             f"weight {variant.weight:g}" + (f" ({variant.status})" if variant.status else "")
         )
     return "\n".join(lines)
+
+
+def _front_lines(extra: Mapping[str, Any]) -> list[str]:
+    """What fronts an endpoint (the Gateway of an AKS endpoint): its host, readiness and certificate."""
+    lines: list[str] = []
+    if extra.get("gateway"):
+        ready = "programmed" if extra.get("gateway_programmed") else "not programmed"
+        address = f" at {extra['address']}" if extra.get("address") else ""
+        lines.append(f"  gateway: {extra['gateway']} ({ready}){address}, host {extra.get('host') or '-'}")
+    expires = extra.get("certificate_expires")
+    if expires:
+        when = datetime.fromisoformat(str(expires))
+        days = (when - datetime.now(timezone.utc)).days
+        renewal = "; apply renews it 30 days before" if extra.get("tls") == "auto" else ""
+        lines.append(f"  certificate: expires {when.date().isoformat()} (in {days} days{renewal})")
+    return lines
 
 
 def _state_document(state: EndpointState) -> dict[str, Any]:
