@@ -27,6 +27,7 @@ from endpointkit.adapters.base import (
     Resource,
     ResourceKind,
     VariantState,
+    VerifyHook,
 )
 from endpointkit.adapters.naming import content_name, managed_tags
 from endpointkit.errors import ConflictError, NotFoundError, ProviderError
@@ -136,13 +137,22 @@ class MemoryAdapter:
                 progress(ProgressEvent(resource.name, "IN_SERVICE", 0.0, deployment.spec.timeouts.create))
 
     def update_endpoint(
-        self, deployment: Deployment, desired: DesiredState, *, progress: Progress | None = None
+        self,
+        deployment: Deployment,
+        desired: DesiredState,
+        *,
+        progress: Progress | None = None,
+        verify: VerifyHook | None = None,
     ) -> None:
+        """Point the endpoint at ``desired.config``; ``verify`` first checks a candidate state of that config
+        (``extra["candidate"]`` is True), and when it raises the endpoint is left as it was."""
         self._record("update", "endpoint", desired.endpoint.name)
         if desired.endpoint.name not in self.cloud.resources["endpoint"]:
             raise NotFoundError(
                 f"endpoint {desired.endpoint.name} does not exist", provider="memory", operation="update"
             )
+        if verify is not None:
+            verify(self._candidate(desired))
         self.cloud.resources["endpoint"][desired.endpoint.name] = desired.endpoint
         self.cloud.endpoint_tags[desired.endpoint.name] = dict(desired.tags)
 
@@ -215,6 +225,23 @@ class MemoryAdapter:
             spec_hash=tags.get(SPEC_HASH_TAG),
             expires_at=decode_expiry(tags.get(EXPIRES_AT_TAG), endpoint=name),
             extra={"config": endpoint.properties["config"]},
+        )
+
+    def _candidate(self, desired: DesiredState) -> EndpointState:
+        """The state the endpoint will have on ``desired.config``, marked as a candidate."""
+        variants = tuple(
+            VariantState(v["name"], v.get("instance_type"), v["instance_count"], v["weight"])
+            for v in desired.config.properties["variants"]
+        )
+        return EndpointState(
+            desired.endpoint_name,
+            self.target_name,
+            self.kind,
+            EndpointStatus.IN_SERVICE,
+            url=f"memory://{desired.endpoint_name}",
+            variants=variants,
+            spec_hash=desired.spec_hash,
+            extra={"config": desired.config.name, "candidate": True},
         )
 
     def invoke(

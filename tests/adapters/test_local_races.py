@@ -15,7 +15,7 @@ import pytest
 
 import endpointkit as ek
 from endpointkit._wait import Progress
-from endpointkit.adapters.base import DesiredState, ResourceKind
+from endpointkit.adapters.base import DesiredState, ResourceKind, VerifyHook
 from endpointkit.adapters.local import LocalAdapter
 from endpointkit.spec import Deployment, LocalTarget, Spec
 from tests.adapters.conftest import IDENTITY_MODEL, servers_under
@@ -47,10 +47,15 @@ class HeldAdapter(LocalAdapter):
         super().delete(deployment, kind, name, progress=progress)
 
     def update_endpoint(
-        self, deployment: Deployment, desired: DesiredState, *, progress: Progress | None = None
+        self,
+        deployment: Deployment,
+        desired: DesiredState,
+        *,
+        progress: Progress | None = None,
+        verify: VerifyHook | None = None,
     ) -> None:
         self._hold("update_endpoint")
-        super().update_endpoint(deployment, desired, progress=progress)
+        super().update_endpoint(deployment, desired, progress=progress, verify=verify)
 
 
 def held_adapter(spec: Spec, held: str) -> HeldAdapter:

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from endpointkit._observations import EndpointMetrics, LogRecord
@@ -32,6 +33,7 @@ from endpointkit.adapters.base import (
     ReapableAdapter,
     Resource,
     ResourceKind,
+    VerifyHook,
 )
 from endpointkit.adapters.local import _desired
 from endpointkit.adapters.local._drift import server_drift
@@ -39,7 +41,7 @@ from endpointkit.adapters.local._invoke import Invoker
 from endpointkit.adapters.local._logs import endpoint_logs
 from endpointkit.adapters.local._metrics import read_metrics
 from endpointkit.adapters.local._reap import Reaper
-from endpointkit.adapters.local._rollout import Rollout
+from endpointkit.adapters.local._rollout import CANDIDATE, Rollout
 from endpointkit.adapters.local._servers import Launcher, ServerSupervisor, gpu_available
 from endpointkit.adapters.local._state import (
     KEY_HEADER,
@@ -54,7 +56,7 @@ from endpointkit.adapters.local._state import (
 from endpointkit.adapters.local._tritonserver import TritonServerProcess
 from endpointkit.errors import ProviderError
 from endpointkit.payloads import DEFAULT_MAX_INFLATED_BYTES
-from endpointkit.spec import Deployment, LocalTarget
+from endpointkit.spec import Deployment, LocalTarget, RolloutStrategy
 
 __all__ = ["KEY_HEADER", "LocalAdapter", "gpu_available"]
 
@@ -69,6 +71,9 @@ class LocalAdapter:
     Implements :class:`~endpointkit.adapters.base.ReapableAdapter`: :meth:`list_endpoints` and
     :meth:`destroy_by_state` work from the state folder alone, so ``endpointkit reap --target local`` and a
     ``destroy`` whose model repository is gone need no spec.
+
+    An update is blue/green and all at once: the local target does not split traffic between two versions, so
+    a spec's canary or linear rollout runs its checks, then moves every request at once (:meth:`rollout_lines`).
 
     ``instance_count`` is not honoured beyond one process per variant: a local endpoint has no instances to
     scale across (Triton's own ``instance_group`` in ``config.pbtxt`` sets parallelism inside the process).
@@ -204,20 +209,52 @@ class LocalAdapter:
         self._rollout.create(deployment, self._paths(deployment.name), resource, progress)
 
     def update_endpoint(
-        self, deployment: Deployment, desired: DesiredState, *, progress: Progress | None = None
+        self,
+        deployment: Deployment,
+        desired: DesiredState,
+        *,
+        progress: Progress | None = None,
+        verify: VerifyHook | None = None,
     ) -> None:
-        """Blue/green: start servers with ``desired.config``, wait until ready, switch, then stop the old ones.
+        """Blue/green: start servers with ``desired.config``, wait until ready, ``verify`` them, switch, then stop
+        the old ones.
 
-        Blocks until the new servers serve. If they fail, they are stopped and the old ones keep serving. An
-        endpoint already on ``desired.config`` is only re-tagged (ttl, tags) while every server answers ready;
-        one whose server died or stopped answering (drift) is relaunched the same blue/green way.
+        Blocks until the new servers serve. ``verify`` is called once they are ready and before ``endpoint.json``
+        names them, with a candidate state shaped as :meth:`status` returns it (``extra["servers"]`` are the new
+        servers, ``extra["candidate"]`` is True): invoking it reaches the new servers only, never the version in
+        service, even when they refuse. An endpoint already on ``desired.config`` is only re-tagged (ttl, tags)
+        while every server answers ready, with no call to ``verify``; one whose server died or stopped answering
+        (drift) is relaunched the same blue/green way.
+
+        If the new servers fail, ``verify`` raises, or the run is interrupted (``KeyboardInterrupt``, or SIGTERM
+        where the CLI turns it into one) before the old servers are signalled, the new servers are stopped,
+        ``endpoint.json`` is left as it was, a key made for them is removed, and the old servers keep serving
+        every request. The model copy and config of the new version are the caller's to remove (the provisioner
+        deletes what its run created). An interrupt after the switch lets the old servers finish stopping.
 
         Raises:
             NotFoundError: the endpoint does not exist (destroyed since this run planned: the configs and model
                 copies left in its folder are removed, as they would serve nothing).
             ProviderError, ProvisionTimeout: the new servers did not become ready (the old ones still serve).
+            Exception: whatever ``verify`` raised (``VerificationError`` for a failed check).
         """
-        self._rollout.update_endpoint(deployment, self._paths(deployment.name), desired, progress)
+        paths = self._paths(deployment.name)
+        self._rollout.update_endpoint(deployment, paths, desired, progress, verify)
+
+    def rollout_lines(self, deployment: Deployment) -> list[str]:
+        """How an update moves traffic on this target, for plan: all at once, after the checks pass.
+
+        The local target does not split traffic between versions: a canary or linear rollout runs the ``verify``
+        checks against the new version, then moves all traffic at once, and the line says so. Pure.
+        """
+        rollout = deployment.spec.rollout
+        checked = " once its checks pass" if deployment.spec.verify else ""
+        if not isinstance(rollout, RolloutStrategy):
+            return [f"all at once: the new version takes all traffic{checked}"]
+        return [
+            f"{rollout.kind} asked, but the {deployment.target_name} target does not split traffic between "
+            f"versions: the new version takes all traffic at once{checked}"
+        ]
 
     def delete(
         self, deployment: Deployment, kind: ResourceKind, name: str, *, progress: Progress | None = None
@@ -327,7 +364,7 @@ class LocalAdapter:
             NotFoundError: the endpoint's servers are not running.
             ProviderError: the request failed on the way (``retryable`` for connection errors).
         """
-        return self._invoker.invoke(state, body, headers, model=model, timeout=timeout)
+        return self._invoker.invoke(_pinned(state), body, headers, model=model, timeout=timeout)
 
     async def ainvoke(
         self,
@@ -340,7 +377,7 @@ class LocalAdapter:
     ) -> RawResponse:
         """:meth:`invoke` as a coroutine, over the adapter's asyncio transport (at most ``max_concurrency``
         requests in flight per server, 64 by default). Cancelling the awaiting task cancels the request."""
-        return await self._invoker.ainvoke(state, body, headers, model=model, timeout=timeout)
+        return await self._invoker.ainvoke(_pinned(state), body, headers, model=model, timeout=timeout)
 
     def grpc_connection(
         self, state: EndpointState, *, model: str | None = None
@@ -348,7 +385,7 @@ class LocalAdapter:
         """The pooled gRPC connection to one of the endpoint's servers (picked by weight) and the model to call
         (default: the repository's default model). It carries the endpoint key when there is one; Triton checks
         it with ``--grpc-restricted-protocol``."""
-        return self._invoker.grpc_connection(state, model=model)
+        return self._invoker.grpc_connection(_pinned(state), model=model)
 
     def close(self) -> None:
         """Close pooled connections (HTTP, asyncio, gRPC). Servers keep running: ``delete`` stops them."""
@@ -372,6 +409,20 @@ class LocalAdapter:
 
     def _paths(self, name: str) -> EndpointPaths:
         return EndpointPaths(self.root, name)
+
+
+def _pinned(state: EndpointState) -> EndpointState:
+    """``state`` as the invoker must see it: a candidate's (``extra["candidate"]``) with no record to follow.
+
+    The invoker follows ``endpoint.json`` when a state's servers have gone (a blue/green update moved them). A
+    candidate's servers are not in it yet: following it would answer with the version the candidate is checked
+    against. The invoker looks the record up under ``extra["state_root"]``; the candidate's own ``starting/``
+    folder never holds one, so there a refusal ends as "not running". Other states pass unchanged.
+    """
+    if not state.extra.get(CANDIDATE):
+        return state
+    nowhere = Path(state.extra["state_dir"]) / "starting"
+    return dataclasses.replace(state, extra={**state.extra, "state_root": str(nowhere)})
 
 
 if TYPE_CHECKING:  # mypy checks the adapter against the Protocols it serves

@@ -1,8 +1,13 @@
 """Creating, updating and deleting a local endpoint's model copy, config and servers, under the endpoint's lock.
 
-An update is blue/green: the new servers start and become ready, ``endpoint.json`` switches to them, then the old
-ones stop. Every change first stops the servers a killed run left starting (``starting/``), and once an endpoint
-is gone nothing in its folder is kept: a destroy that raced an update leaves no model copy or config behind.
+An update is blue/green: the new servers start and become ready, the caller's ``verify`` hook checks them through a
+candidate state that reaches them alone (:func:`candidate_state`), ``endpoint.json`` switches to them, then the old
+ones stop. Until the old servers are signalled, any exception, ``KeyboardInterrupt`` included, undoes the launch:
+the new servers stop, ``endpoint.json`` is what it was, and the previous version serves all traffic. The local
+target has no traffic split between versions, so a canary or linear rollout runs all at once after the checks.
+
+Every change first stops the servers a killed run left starting (``starting/``), and once an endpoint is gone
+nothing in its folder is kept: a destroy that raced an update leaves no model copy or config behind.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 
 from endpointkit._endpoint_state import encode_expiry
 from endpointkit._wait import Progress
-from endpointkit.adapters.base import DesiredState, Resource, ResourceKind
+from endpointkit.adapters.base import DesiredState, EndpointState, Resource, ResourceKind, VerifyHook
 from endpointkit.adapters.local._files import (
     generate_key,
     read_json,
@@ -34,6 +39,7 @@ from endpointkit.adapters.local._state import (
     EndpointRecord,
     ServerRecord,
     endpoint_lock,
+    endpoint_state,
     load_record,
     server_alive,
 )
@@ -41,9 +47,12 @@ from endpointkit.adapters.naming import changed_since_plan, expires_at
 from endpointkit.errors import NotFoundError, ProviderError
 from endpointkit.spec import Deployment
 
-__all__ = ["Rollout", "copy_model", "delete_model", "ensure_key"]
+__all__ = ["CANDIDATE", "Rollout", "candidate_state", "copy_model", "delete_model", "ensure_key"]
 
 logger = logging.getLogger("endpointkit.adapters.local")
+
+CANDIDATE = "candidate"
+"""The ``extra`` key that marks a candidate's state: invoking it must never follow ``endpoint.json``."""
 
 
 def _now() -> str:
@@ -86,7 +95,12 @@ class Rollout:
                 self._create_endpoint(deployment, paths, str(resource.properties["config"]), progress)
 
     def update_endpoint(
-        self, deployment: Deployment, paths: EndpointPaths, desired: DesiredState, progress: Progress | None
+        self,
+        deployment: Deployment,
+        paths: EndpointPaths,
+        desired: DesiredState,
+        progress: Progress | None,
+        verify: VerifyHook | None,
     ) -> None:
         with endpoint_lock(paths, timeout=deployment.spec.timeouts.update):
             record = load_record(paths)
@@ -102,7 +116,7 @@ class Rollout:
                 self._retag(deployment, paths, record)
                 return
             # A new config, or the same one with a server that stopped answering (drift): relaunch blue/green.
-            self._launch(deployment, paths, desired.config.name, progress, replacing=record)
+            self._launch(deployment, paths, desired.config.name, progress, replacing=record, verify=verify)
 
     def delete(
         self,
@@ -184,26 +198,59 @@ class Rollout:
         progress: Progress | None,
         *,
         replacing: EndpointRecord | None,
+        verify: VerifyHook | None = None,
     ) -> None:
-        """Start the servers of ``config_name``, record them, then stop the ones they replace (blue/green)."""
+        """Start the servers of ``config_name``, let ``verify`` check them, record them, then stop the ones they
+        replace (blue/green).
+
+        Until the replaced servers are signalled, any exception (an interrupt too) undoes the launch
+        (:meth:`_abandon`) and propagates; once they are, the launch has taken over and completes.
+        """
         config = _config(paths, config_name)
-        key = ensure_key(paths) if config["api_key"] else None
         phase, timeout = ("UPDATING", deployment.spec.timeouts.update)
         if replacing is None:
             phase, timeout = ("CREATING", deployment.spec.timeouts.create)
         started = time.monotonic()
-        servers = self._servers.start(
-            paths,
-            config_name,
-            config,
-            restricted_api=(KEY_HEADER, key) if key else None,
-            phase=phase,
-            timeout=timeout,
-            progress=progress,
-        )
+        key_made = bool(config["api_key"]) and read_secret(paths.key) is None
+        servers: tuple[ServerRecord, ...] = ()
+        try:
+            key = ensure_key(paths) if config["api_key"] else None
+            servers = self._servers.start(
+                paths,
+                config_name,
+                config,
+                restricted_api=(KEY_HEADER, key) if key else None,
+                phase=phase,
+                timeout=timeout,
+                progress=progress,
+            )
+            record = self._record(deployment, config_name, config, servers, replacing)
+            if verify is not None:
+                verify(candidate_state(paths, record, ready=self._ready))
+            write_json(paths.record, record.to_json())
+            self._servers.settle(paths, servers)
+        except BaseException:
+            self._abandon(paths, servers, replacing, key_made=key_made)
+            raise
+        if replacing is not None:
+            self._retire(paths, replacing)
+        if key is None:
+            remove(paths.key)
+        elapsed = time.monotonic() - started
+        logger.info("local endpoint %s serves %s after %.1fs", deployment.name, config_name, elapsed)
+        self._servers.report(progress, deployment.name, "IN_SERVICE", elapsed, timeout)
+
+    def _record(
+        self,
+        deployment: Deployment,
+        config_name: str,
+        config: dict[str, Any],
+        servers: tuple[ServerRecord, ...],
+        replacing: EndpointRecord | None,
+    ) -> EndpointRecord:
+        """The ``endpoint.json`` that makes ``servers`` the endpoint."""
         now = _now()
-        created = replacing.created if replacing is not None else now
-        record = EndpointRecord(
+        return EndpointRecord(
             name=deployment.name,
             target=self._target_name,
             config=config_name,
@@ -213,24 +260,59 @@ class Rollout:
             protocol=str(config["protocol"]),
             api_key=bool(config["api_key"]),
             spec_hash=deployment.spec_hash(),
-            created=created,
+            created=replacing.created if replacing is not None else now,
             updated=now,
             expires_at=_expiry_field(deployment, now),
             servers=servers,
         )
-        try:
-            write_json(paths.record, record.to_json())
-        except BaseException:
-            self._servers.stop(paths, servers)
-            raise
-        self._servers.settle(paths, servers)
-        if replacing is not None:
-            self._servers.stop(paths, replacing.servers)
-        if key is None:
+
+    def _abandon(
+        self,
+        paths: EndpointPaths,
+        servers: tuple[ServerRecord, ...],
+        replacing: EndpointRecord | None,
+        *,
+        key_made: bool,
+    ) -> None:
+        """Undo a launch before its servers took over: ``endpoint.json`` back to ``replacing``, every server the
+        launch started stopped, and the key it made removed unless ``replacing`` uses one.
+
+        The record is compared, not assumed: an interrupt may land after ``endpoint.json`` was replaced and before
+        the call that replaced it returned. ``stop_orphans`` finds the servers an interrupt inside ``start`` left
+        without a handle (each is in ``starting/`` from the moment its process exists).
+        """
+        if load_record(paths) != replacing:
+            if replacing is None:
+                remove(paths.record)
+            else:
+                write_json(paths.record, replacing.to_json())
+        self._servers.stop(paths, servers)
+        self._servers.stop_orphans(paths, replacing)
+        if key_made and (replacing is None or not replacing.api_key):
             remove(paths.key)
-        elapsed = time.monotonic() - started
-        logger.info("local endpoint %s serves %s after %.1fs", deployment.name, config_name, elapsed)
-        self._servers.report(progress, deployment.name, "IN_SERVICE", elapsed, timeout)
+
+    def _retire(self, paths: EndpointPaths, replaced: EndpointRecord) -> None:
+        """Stop the servers ``endpoint.json`` no longer lists: the new ones serve."""
+        try:
+            self._servers.stop(paths, replaced.servers)
+        except BaseException:
+            # No record lists them any more, so no later run would find them: finish stopping them first.
+            self._servers.stop(paths, replaced.servers)
+            raise
+
+
+def candidate_state(
+    paths: EndpointPaths, record: EndpointRecord, *, ready: Callable[[ServerRecord], bool]
+) -> EndpointState:
+    """The state of servers that ``record`` would make the endpoint, before ``endpoint.json`` says so.
+
+    Shaped as :meth:`LocalAdapter.status` shapes a state (``extra["servers"]`` are the new servers), and marked
+    with ``extra["candidate"]``: the adapter invokes it without ever following ``endpoint.json`` (which names the
+    version the candidate is checked against), so a candidate whose servers refuse fails instead of answering
+    with the old version. Asks each server's readiness once.
+    """
+    state = endpoint_state(paths, record, ready=ready)
+    return dataclasses.replace(state, extra={**state.extra, CANDIDATE: True})
 
 
 def _config(paths: EndpointPaths, name: str) -> dict[str, Any]:

@@ -299,6 +299,9 @@ class ServerSupervisor:
         """The launcher stopped the server it could not start: forget its ``starting/`` file and its log."""
         for server in spawned:
             self._started.pop(server.pid, None)
+        # A server stopped while it loads its model may have started its Python backend stubs already: they
+        # live in its session and outlive it unless stopped here.
+        self._stop_leftovers(list(spawned))
         forget_starting(paths, spawned)
         spawned.clear()
         remove(log_path)
