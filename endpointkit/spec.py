@@ -45,6 +45,7 @@ __all__ = [
     "VariantOverride",
     "VerifyCheck",
     "load_spec",
+    "format_duration",
     "parse_duration",
     "parse_percent",
     "spec_from_dict",
@@ -74,6 +75,17 @@ def parse_duration(value: object) -> float:
     if seconds <= 0:
         raise ValueError("a duration must be positive, such as 90s, 30m or 8h")
     return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as a spec writes it, and :func:`parse_duration` reads it back: ``0.25`` -> ``250ms``, ``90`` ->
+    ``90s``, ``300`` -> ``5m``, ``7200`` -> ``2h``."""
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]

@@ -8,8 +8,7 @@ import pytest
 
 import endpointkit as ek
 from endpointkit.adapters.memory import MemoryAdapter
-from endpointkit.provisioners.rollout import describe_duration
-from endpointkit.spec import Spec, spec_from_dict
+from endpointkit.spec import Spec, format_duration, parse_duration, spec_from_dict
 from endpointkit.terraform import state_result
 
 
@@ -75,7 +74,8 @@ def test_the_terraform_result_reports_checks_and_steps() -> None:
     ("seconds", "text"), [(0.25, "250ms"), (90, "90s"), (300, "5m"), (7200, "2h"), (150, "150s")]
 )
 def test_durations_read_as_written(seconds: float, text: str) -> None:
-    assert describe_duration(seconds) == text
+    assert format_duration(seconds) == text
+    assert parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize(

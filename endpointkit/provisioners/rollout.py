@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 from endpointkit.adapters.base import Adapter, PlanNotesAdapter, RolloutAdapter
-from endpointkit.spec import Deployment, RolloutStrategy, VerifyCheck
+from endpointkit.spec import Deployment, RolloutStrategy, VerifyCheck, format_duration
 
-__all__ = ["check_lines", "describe_duration", "note_lines", "rollout_lines"]
-
-
-def describe_duration(seconds: float) -> str:
-    """``0.25`` -> ``250ms``, ``90`` -> ``90s``, ``300`` -> ``5m``, ``7200`` -> ``2h``."""
-    if seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
+__all__ = ["check_lines", "note_lines", "rollout_lines"]
 
 
 def _check_line(check: VerifyCheck) -> str:
@@ -26,7 +16,7 @@ def _check_line(check: VerifyCheck) -> str:
         parts.append(f"expect {', '.join(check.expect)} (rtol {check.rtol:g}, atol {check.atol:g})")
     if check.max_p99 is not None:
         parts.append(
-            f"{check.repeat} call{'s' if check.repeat != 1 else ''}, p99 <= {describe_duration(check.max_p99)}"
+            f"{check.repeat} call{'s' if check.repeat != 1 else ''}, p99 <= {format_duration(check.max_p99)}"
         )
     elif check.repeat > 1:
         parts.append(f"{check.repeat} calls")
@@ -51,9 +41,9 @@ def _generic_rollout(rollout: RolloutStrategy | str, checked: bool) -> str:
     if steps.max_error_rate is not None:
         alarms.append(f"error rate > {steps.max_error_rate:g}%")
     if steps.max_p99 is not None:
-        alarms.append(f"p99 > {describe_duration(steps.max_p99)}")
+        alarms.append(f"p99 > {format_duration(steps.max_p99)}")
     alarm_text = f"; rolls back on {' or '.join(alarms)}" if alarms else ""
-    return f"{rollout.kind} {shares}, {describe_duration(steps.wait)} between steps{alarm_text}"
+    return f"{rollout.kind} {shares}, {format_duration(steps.wait)} between steps{alarm_text}"
 
 
 def rollout_lines(deployment: Deployment, adapter: Adapter) -> tuple[str, ...]:

@@ -344,7 +344,7 @@ def test_rollout_lines_name_the_steps_and_the_alarms(sagemaker_world: SageMakerW
         "SageMaker shifts the traffic and rolls back by itself; it retires the old fleet 5m after the last step",
     ]
     assert sagemaker_world.adapter(linear).rollout_lines(linear.deployment())[0] == (
-        "linear 25% every 1m30s (25%, 50%, 75%, 100%); no auto-rollback: give the rollout max_error_rate or "
+        "linear 25% every 90s (25%, 50%, 75%, 100%); no auto-rollback: give the rollout max_error_rate or "
         "max_p99 for SageMaker to watch"
     )
     assert "1 instance(s)" in sagemaker_world.adapter(single).rollout_lines(single.deployment())[-1]

@@ -47,7 +47,7 @@ from endpointkit.adapters.aks._routes import blend
 from endpointkit.adapters.aks._secrets import TlsOutcome, ensure_tls
 from endpointkit.adapters.base import EXPIRES_AT_TAG, SPEC_HASH_TAG, EndpointState, VerifyHook
 from endpointkit.errors import ProviderError, ProvisionTimeout, VerificationError
-from endpointkit.spec import Deployment, RolloutSteps, RolloutStrategy
+from endpointkit.spec import Deployment, RolloutSteps, RolloutStrategy, format_duration
 
 __all__ = [
     "Session",
@@ -447,16 +447,6 @@ def _since(now: int, then: int) -> int:
 
 
 # ---- plan ----------------------------------------------------------------------------------------------------------
-def _duration(seconds: float) -> str:
-    """``0.25`` -> ``250ms``, ``90`` -> ``90s``, ``300`` -> ``5m`` (as plan writes durations)."""
-    if seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
-
-
 def rollout_lines(deployment: Deployment, *, verify: bool) -> list[str]:
     """How an update moves traffic, one line each (what plan shows)."""
     rollout = deployment.spec.rollout
@@ -473,11 +463,11 @@ def rollout_lines(deployment: Deployment, *, verify: bool) -> list[str]:
     if steps.max_error_rate is not None:
         alarms.append(f"error rate > {steps.max_error_rate:g}%")
     if steps.max_p99 is not None:
-        alarms.append(f"p99 > {_duration(steps.max_p99)}")
+        alarms.append(f"p99 > {format_duration(steps.max_p99)}")
     alarm = f"; rolls back on {' or '.join(alarms)} of the new pods (Triton's counters)" if alarms else ""
     shares = " -> ".join(f"{share:g}%" for share in rollout.percentages())
     return [
-        f"{rollout.kind} {shares} by the routes' weights, {_duration(steps.wait)} between steps{alarm}{checks}",
+        f"{rollout.kind} {shares} by the routes' weights, {format_duration(steps.wait)} between steps{alarm}{checks}",
         "blue/green: the new pods run beside the old ones until all traffic has moved (the pool needs room for "
         "both)",
     ]

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from endpointkit.adapters.sagemaker._alarms import MAX_ALARMS, AlarmSpec, alarm_specs
 from endpointkit.errors import EndpointKitError, SpecError, UnsupportedCapabilityError
-from endpointkit.spec import Deployment
+from endpointkit.spec import Deployment, format_duration
 
 __all__ = ["RolloutPolicy", "rollout_lines", "rollout_policy", "rollout_refusal", "variant_change_refusal"]
 
@@ -101,7 +101,7 @@ def rollout_policy(deployment: Deployment) -> RolloutPolicy | None:
     if wait > _MAX_WAIT:
         raise SpecError(
             f"{field}.wait: SageMaker waits at most {_MAX_WAIT // 60}m between steps (WaitIntervalInSeconds), not "
-            f"{_duration(wait)}",
+            f"{format_duration(wait)}",
             field=f"{field}.wait",
         )
     percentages = rollout.percentages()
@@ -110,10 +110,10 @@ def rollout_policy(deployment: Deployment) -> RolloutPolicy | None:
     if update < _MIN_EXECUTION or update <= total_wait:
         needed = max(total_wait + 60, _MIN_EXECUTION)
         raise SpecError(
-            f"timeouts.update ({_duration(update)}) also bounds SageMaker's deployment "
+            f"timeouts.update ({format_duration(update)}) also bounds SageMaker's deployment "
             f"(MaximumExecutionTimeoutInSeconds, at least 10m), and a {kind} rollout waits {len(percentages)} x "
-            f"{_duration(wait)} = {_duration(total_wait)} besides starting the new fleet: raise timeouts.update "
-            f"to at least {_duration(needed)} plus that start, or shorten the wait",
+            f"{format_duration(wait)} = {format_duration(total_wait)} besides starting the new fleet: raise timeouts.update "
+            f"to at least {format_duration(needed)} plus that start, or shorten the wait",
             field="timeouts.update",
         )
     inf1 = [v.name for v in deployment.variants if (v.instance_type or "").startswith("ml.inf1.")]
@@ -191,7 +191,7 @@ def rollout_lines(deployment: Deployment) -> list[str]:
     if policy is None:
         lines = ["all at once (blue/green: the new fleet takes all traffic once it is InService)"]
     else:
-        wait = _duration(policy.wait)
+        wait = format_duration(policy.wait)
         if policy.kind == "canary":
             steps = f"canary {policy.step}% for {wait}, then 100%"
         else:
@@ -219,13 +219,3 @@ def rollout_lines(deployment: Deployment) -> list[str]:
             "traffic); a failed check moves the endpoint back to its previous config"
         )
     return lines
-
-
-def _duration(seconds: float) -> str:
-    """``90s``, ``5m``, ``1h``, ``1h30m``: how a spec writes a duration."""
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if secs or not (hours or minutes):
-        return f"{whole // 60}m{secs}s" if whole >= 60 else f"{secs}s"
-    return (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
