@@ -86,7 +86,9 @@ def measure(rounds: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     """Run and print the measurement (``--json`` for one JSON document); ``argv`` defaults to no options."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.verify", description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="applies of each kind, and verify runs (median)")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="applies of each kind, and verify runs (median)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv or [])
     state_home = os.environ.get("XDG_STATE_HOME")

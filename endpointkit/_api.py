@@ -191,9 +191,8 @@ def apply(
         # Made before planning: the check files are read now, so a bad one fails before anything starts.
         hook = None if dry_run else verify_hook(deployment, active, progress=progress, record=record_checks)
         if hook is not None and rehearse and not record_checks:
-            _rehearse_if_sagemaker(
-                deployment, active, progress
-            )  # before the plan: not one SageMaker call yet
+            # Before the plan: the rehearsal fails a bad model before a single SageMaker call.
+            _rehearse_if_sagemaker(deployment, active, progress)
         state = apply_plan(deployment, active, make_plan(deployment, active), progress=progress, verify=hook)
     return _with_invoke_settings(state, deployment)
 
