@@ -209,3 +209,38 @@ def test_verify_of_an_endpoint_that_does_not_exist_says_to_apply_first(
         "is NOT_FOUND: verify checks a serving endpoint; run `endpointkit apply` first"
         in capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda text: text, "verify[0].expect.OUTPUT0"),  # the expectation was never recorded
+        (
+            lambda text: text.replace(
+                "expect: {OUTPUT0: ./expected/doubled.npy}", "expect: {SCORES: ./x.npy}"
+            ),
+            "verify[0].expect.SCORES",
+        ),
+        (
+            lambda text: text.replace("name: latency", "name: latency\n    python: no_such_module:check"),
+            "verify[2].python",
+        ),
+        (lambda text: text + "rollout: {canary: {step: 0%}}\n", "rollout.canary.step"),
+    ],
+    ids=["missing-expectation", "unknown-output", "python-not-importable", "step-out-of-range"],
+)
+def test_validate_names_a_bad_check_and_exits_2_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: Any, named: str
+) -> None:
+    (tmp_path / "models" / "doubler" / "1").mkdir(parents=True)
+    (tmp_path / "models" / "doubler" / "config.pbtxt").write_text(_CONFIG)
+    (tmp_path / "models" / "doubler" / "1" / "model.py").write_text(_MODEL)
+    write_inputs(tmp_path)
+    spec = tmp_path / "endpoint.yaml"
+    spec.write_text(edit(_SPEC.format(state=tmp_path / "state")))
+    if named != "verify[0].expect.OUTPUT0":
+        write_expectations(spec, INPUT * 2)
+    assert main(["validate", str(spec)]) == 2
+    error = capsys.readouterr().err
+    assert named in error and "traceback" not in error.lower()
+    assert not (tmp_path / "state").exists()  # nothing started
