@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, str] = {
     "grpc": "the gRPC transport on a real tritonserver against tritonclient.grpc",
     "day2": "status --metrics: wall time on a local endpoint, API calls per SageMaker endpoint on moto",
     "verify": "time the quickstart's verify checks add to apply on a real tritonserver",
+    "tls": "HTTP and gRPC over TLS through a loopback TLS front against tritonclient, connections reused",
 }
 
 
