@@ -23,6 +23,7 @@ from endpointkit.adapters.aks._model import create_model
 from endpointkit.adapters.aks._observed import existing_names, observe_endpoint, records
 from endpointkit.adapters.aks._reap import list_managed, remove_endpoint
 from endpointkit.adapters.aks._rollout import config_map, ensure_key, runs_config, stamper
+from endpointkit.adapters.aks._room import room_note
 from endpointkit.adapters.aks._routes import front_notes
 from endpointkit.adapters.aks._rules import check_spec, limitations
 from endpointkit.adapters.aks._state import cluster_state, endpoint_state
@@ -145,7 +146,7 @@ class AksAdapter:
         self._kube: KubeClient | None = None
         self._plans: dict[str, EndpointPlan] = {}
         #: per endpoint, the drift of its listener certificate the last read found (plan notes name it)
-        self._certificate_notes: dict[str, str] = {}
+        self._read_notes: dict[str, list[str]] = {}
         self._invoker = Invoker(
             invoke_timeout,
             kube_client=self._kube_client,
@@ -220,10 +221,9 @@ class AksAdapter:
 
     def plan_notes(self, deployment: Deployment) -> list[str]:
         """Warnings and facts for plan, one line each: a key sent in clear text (``tls: off``), what a Key Vault
-        certificate needs, and a certificate renewal the last :meth:`read` found due. No cloud call."""
-        notes = front_notes(deployment)
-        renewal = self._certificate_notes.get(deployment.name)
-        return [*notes, renewal] if renewal else notes
+        certificate needs, and what the last :meth:`read` found: a certificate renewal due, a pool without room
+        for the new version beside the old one. No cloud call."""
+        return [*front_notes(deployment), *self._read_notes.get(deployment.name, ())]
 
     def rollout_lines(self, deployment: Deployment) -> list[str]:
         """How an update moves traffic to the new version (steps, waits, alarms), one line each. No cloud call."""
@@ -273,13 +273,14 @@ class AksAdapter:
         existing = existing_names(kube, self.target.namespace, desired)
         observation = self._observe(kube, deployment.name, deployment, cluster.location)
         state = endpoint_state(deployment.name, self.target_name, self.target, cluster, observation)
-        self._certificate_notes.pop(deployment.name, None)
+        self._read_notes.pop(deployment.name, None)
         if not observation.exists:
             return ObservedState(state, existing=existing, refusal=refusal)
         plan = self._plan(deployment, desired.config)
         found = records(kube, deployment, desired, plan, observation, state.extra.get("config"))
-        if found.certificate_note is not None:
-            self._certificate_notes[deployment.name] = found.certificate_note
+        notes = [note for note in (found.certificate_note, room_note(plan, observation, self.target)) if note]
+        if notes:
+            self._read_notes[deployment.name] = notes
         return ObservedState(
             state,
             found.model,
