@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from endpointkit._wait import Progress
 from endpointkit.adapters.base import Capability, EndpointState, RawResponse
@@ -40,9 +40,11 @@ class Invocations:
     _executor: BlockingCallExecutor
     _async: AsyncInvoker
 
-    def _state(self, name: str, description: Description | None) -> EndpointState:
-        """The EndpointState of a DescribeEndpoint answer (the adapter's)."""
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by SageMakerAdapter, which this class is mixed into
+
+        def _state(self, name: str, description: Description | None) -> EndpointState:
+            """The EndpointState of a DescribeEndpoint answer."""
+            ...
 
     def _runtime(self, timeout: float | None) -> Any:
         if timeout is None or self._api.has_factory:
