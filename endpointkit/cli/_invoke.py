@@ -133,10 +133,7 @@ def _batched(tensor: Tensor, model: ModelInfo | None, *, force: bool) -> Tensor:
 
 
 def _batch_missing(name: str, array: np.ndarray[Any, Any], model: ModelInfo | None) -> bool:
-    if model is None or model.max_batch_size <= 0:
-        return False
-    declared = {tensor.name: tensor.dims for tensor in model.inputs}
-    return name in declared and array.ndim == len(declared[name])
+    return model is not None and model.lacks_batch_dimension(name, array.ndim)
 
 
 def _classified_outputs(args: argparse.Namespace, model: ModelInfo | None) -> list[str]:

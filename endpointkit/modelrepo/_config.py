@@ -101,6 +101,14 @@ class ModelInfo:
     steps: tuple[str, ...]
     has_config: bool
 
+    def lacks_batch_dimension(self, name: str, ndim: int, *, output: bool = False) -> bool:
+        """Whether an array of ``ndim`` dimensions for the input (``output``: the output) ``name`` leaves out the
+        leading batch dimension: the model batches and the rank is that of the config's ``dims``."""
+        if self.max_batch_size <= 0:
+            return False
+        declared = {tensor.name: tensor.dims for tensor in (self.outputs if output else self.inputs)}
+        return name in declared and ndim == len(declared[name])
+
 
 @dataclass(frozen=True, slots=True)
 class LoadedModel:

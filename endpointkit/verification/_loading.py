@@ -108,7 +108,7 @@ def _load(
         _check_names(field, "inputs", check.inputs, model.inputs, model)
         _check_names(field, "expect", check.expect, model.outputs, model)
     inputs = tuple(
-        _batched(_read(f"{field}.inputs.{name}", name, base / file), model.inputs if model else (), model)
+        _batched(_read(f"{field}.inputs.{name}", name, base / file), model)
         for name, file in check.inputs.items()
     )
     expect_paths = {name: base / file for name, file in check.expect.items()}
@@ -128,9 +128,7 @@ def _load(
             )
             if model is not None:
                 _check_shape(label, name, path, array, model)
-            expected[name] = np.asarray(
-                _batched(Tensor(name, array), model.outputs if model else (), model).data
-            )
+            expected[name] = np.asarray(_batched(Tensor(name, array), model, output=True).data)
     function = import_check(f"{field}.python", check.python, base) if check.python else None
     return LoadedCheck(
         index=index,
@@ -217,12 +215,9 @@ def _fits(shape: tuple[int, ...], dims: tuple[int, ...]) -> bool:
     )
 
 
-def _batched(tensor: Tensor, declared: tuple[TensorInfo, ...], model: ModelInfo | None) -> Tensor:
+def _batched(tensor: Tensor, model: ModelInfo | None, *, output: bool = False) -> Tensor:
     """``tensor`` with a leading batch dimension of 1 when the model batches and the file left it out."""
-    if model is None or model.max_batch_size <= 0:
-        return tensor
-    dims = next((info.dims for info in declared if info.name == tensor.name), None)
     array = np.asarray(tensor.data)
-    if dims is None or array.ndim != len(dims):
+    if model is None or not model.lacks_batch_dimension(tensor.name, array.ndim, output=output):
         return tensor
     return Tensor(tensor.name, array[np.newaxis, ...], datatype=tensor.datatype)
