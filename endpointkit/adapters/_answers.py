@@ -1,14 +1,29 @@
-"""The error of an endpoint's non-200 inference answer: one mapping for ``invoke`` and the ``verify`` checks."""
+"""What every HTTP inference call shares, for ``invoke`` and the ``verify`` checks alike: the target's size limit
+before the request, and the answer after it (decoded, or the error of a non-200 status)."""
 
 from __future__ import annotations
 
 import orjson
 
-from endpointkit.adapters.base import EndpointState, RawResponse
+from endpointkit.adapters.base import Adapter, EndpointState, RawResponse
 from endpointkit.errors import InvalidRequestError, NotFoundError, ProviderError
-from endpointkit.payloads import error_message
+from endpointkit.payloads import EncodedRequest, InferResponse, check_size, decode_response, error_message
 
-__all__ = ["response_error"]
+__all__ = ["check_request_size", "decoded_answer", "response_error"]
+
+
+def check_request_size(adapter: Adapter, encoded: EncodedRequest) -> None:
+    """Refuse, before sending, a request above the target's limit (``PayloadError`` saying so); none when the
+    target has no limit."""
+    if adapter.max_request_bytes is not None:
+        check_size(encoded, adapter.max_request_bytes)
+
+
+def decoded_answer(raw: RawResponse, state: EndpointState) -> InferResponse:
+    """The decoded response of a 200 answer; else the error :func:`response_error` maps it to."""
+    if raw.status != 200:
+        raise response_error(raw, state)
+    return decode_response(raw.body, raw.headers)
 
 
 def response_error(raw: RawResponse, state: EndpointState) -> ProviderError:

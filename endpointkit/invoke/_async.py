@@ -7,9 +7,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from endpointkit._api import SpecLike
+from endpointkit.adapters._answers import check_request_size, decoded_answer
 from endpointkit.adapters.base import Adapter, AsyncAdapter, EndpointState, RawResponse
-from endpointkit.invoke._common import asynchronous_invoker, connect, grpc_connection, response_error
-from endpointkit.payloads import InferResponse, RequestedOutput, check_size, decode_response, encode_request
+from endpointkit.invoke._common import asynchronous_invoker, connect, grpc_connection
+from endpointkit.payloads import InferResponse, RequestedOutput, encode_request
 from endpointkit.payloads._grpc import encode_grpc_request
 
 __all__ = ["ainvoke_endpoint"]
@@ -64,12 +65,9 @@ async def ainvoke_endpoint(
             queue.invoke_asynchronous, state, encoded.body, encoded.headers, model=model, timeout=timeout
         )
     else:
-        if active.max_request_bytes is not None:
-            check_size(encoded, active.max_request_bytes)
+        check_request_size(active, encoded)
         raw = await _send(active, state, encoded.body, encoded.headers, model, timeout)
-    if raw.status != 200:
-        raise response_error(raw, state)
-    return decode_response(raw.body, raw.headers)
+    return decoded_answer(raw, state)
 
 
 async def _send(

@@ -7,7 +7,6 @@ from typing import Any, Literal
 
 from endpointkit import adapters
 from endpointkit._api import SpecLike, connection_pool, resolve
-from endpointkit.adapters._answers import response_error
 from endpointkit.adapters._grpc import GrpcConnection
 from endpointkit.adapters.base import (
     Adapter,
@@ -29,7 +28,6 @@ __all__ = [
     "chosen_transport",
     "connect",
     "grpc_connection",
-    "response_error",
 ]
 
 Transport = Literal["http", "grpc"]

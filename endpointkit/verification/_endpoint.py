@@ -15,9 +15,9 @@ from typing import Any
 import numpy.typing as npt
 
 from endpointkit._wait import Progress
-from endpointkit.adapters._answers import response_error
+from endpointkit.adapters._answers import check_request_size, decoded_answer
 from endpointkit.adapters.base import Adapter, EndpointState, VerifyHook
-from endpointkit.payloads import Tensor, check_size, decode_response, encode_request
+from endpointkit.payloads import Tensor, encode_request
 from endpointkit.spec import Deployment
 from endpointkit.verification._loading import load_checks
 from endpointkit.verification._recording import record_checks
@@ -36,12 +36,9 @@ def endpoint_invoker(state: EndpointState, adapter: Adapter, *, timeout: float |
 
     def invoke(tensors: Sequence[Tensor], model: str | None) -> dict[str, npt.NDArray[Any]]:
         encoded = encode_request(list(tensors), protocol=adapter.payload_protocol)
-        if adapter.max_request_bytes is not None:
-            check_size(encoded, adapter.max_request_bytes)
+        check_request_size(adapter, encoded)
         raw = adapter.invoke(state, encoded.body, encoded.headers, model=model, timeout=timeout)
-        if raw.status != 200:
-            raise response_error(raw, state)
-        return decode_response(raw.body, raw.headers).outputs
+        return decoded_answer(raw, state).outputs
 
     return invoke
 
