@@ -397,6 +397,16 @@ class RolloutSteps(_Model):
     max_error_rate: Percent | None = Field(default=None, ge=0, le=100)
     max_p99: Duration | None = None
 
+    @property
+    def alarms(self) -> tuple[str, ...]:
+        """The alarm conditions as plan writes them: ``error rate > 1%``, ``p99 > 250ms``."""
+        conditions = []
+        if self.max_error_rate is not None:
+            conditions.append(f"error rate > {self.max_error_rate:g}%")
+        if self.max_p99 is not None:
+            conditions.append(f"p99 > {format_duration(self.max_p99)}")
+        return tuple(conditions)
+
 
 class RolloutStrategy(_Model):
     """``canary``: one step, then the rest; ``linear``: equal steps until 100 %."""
@@ -419,6 +429,10 @@ class RolloutStrategy(_Model):
         chosen = self.canary or self.linear
         assert chosen is not None
         return chosen
+
+    def describe_shares(self) -> str:
+        """The new version's share after each step, as plan writes it: ``10% -> 100%``."""
+        return " -> ".join(f"{share:g}%" for share in self.percentages())
 
     def percentages(self) -> tuple[float, ...]:
         """The new version's share of traffic after each step, ending at 100."""

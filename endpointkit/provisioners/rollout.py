@@ -36,14 +36,10 @@ def _generic_rollout(rollout: RolloutStrategy | str, checked: bool) -> str:
     if not isinstance(rollout, RolloutStrategy):
         return f"all at once: the new version takes all traffic{after}"
     steps = rollout.steps
-    shares = " -> ".join(f"{share:g}%" for share in rollout.percentages())
-    alarms = []
-    if steps.max_error_rate is not None:
-        alarms.append(f"error rate > {steps.max_error_rate:g}%")
-    if steps.max_p99 is not None:
-        alarms.append(f"p99 > {format_duration(steps.max_p99)}")
-    alarm_text = f"; rolls back on {' or '.join(alarms)}" if alarms else ""
-    return f"{rollout.kind} {shares}, {format_duration(steps.wait)} between steps{alarm_text}"
+    alarm_text = f"; rolls back on {' or '.join(steps.alarms)}" if steps.alarms else ""
+    return (
+        f"{rollout.kind} {rollout.describe_shares()}, {format_duration(steps.wait)} between steps{alarm_text}"
+    )
 
 
 def rollout_lines(deployment: Deployment, adapter: Adapter) -> tuple[str, ...]:

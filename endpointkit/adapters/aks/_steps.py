@@ -459,15 +459,14 @@ def rollout_lines(deployment: Deployment, *, verify: bool) -> list[str]:
     if not isinstance(rollout, RolloutStrategy):
         return [f"all at once: the routes move all traffic to the new version once it is ready{checks}"]
     steps = rollout.steps
-    alarms = []
-    if steps.max_error_rate is not None:
-        alarms.append(f"error rate > {steps.max_error_rate:g}%")
-    if steps.max_p99 is not None:
-        alarms.append(f"p99 > {format_duration(steps.max_p99)}")
-    alarm = f"; rolls back on {' or '.join(alarms)} of the new pods (Triton's counters)" if alarms else ""
-    shares = " -> ".join(f"{share:g}%" for share in rollout.percentages())
+    alarm = (
+        f"; rolls back on {' or '.join(steps.alarms)} of the new pods (Triton's counters)"
+        if steps.alarms
+        else ""
+    )
     return [
-        f"{rollout.kind} {shares} by the routes' weights, {format_duration(steps.wait)} between steps{alarm}{checks}",
+        f"{rollout.kind} {rollout.describe_shares()} by the routes' weights, {format_duration(steps.wait)} between "
+        f"steps{alarm}{checks}",
         "blue/green: the new pods run beside the old ones until all traffic has moved (the pool needs room for "
         "both)",
     ]
