@@ -34,7 +34,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +42,11 @@ import numpy as np
 
 from benchmarks._identity_repo import IDENTITY_MODEL, write_identity_repository
 from benchmarks._report import report
+from benchmarks._triton import QUICKSTART, serve_beside_quickstart
 from benchmarks.local import Row, format_table
 
 __all__ = ["main", "rows", "run"]
 
-QUICKSTART = Path(__file__).resolve().parent.parent / "examples" / "quickstart"
 QUICKSTART_MODEL = "ensemble"
 COUNTER_MODEL = "counter"
 LARGE_BYTES = 16 * 1024 * 1024
@@ -99,20 +99,8 @@ def _write_repository(root: Path) -> Path:
     return root
 
 
-@contextlib.contextmanager
-def _server(folder: Path) -> Iterator[Any]:
-    from endpointkit.adapters.local._tritonserver import TritonServerProcess
-
-    repository = _write_repository(folder / "models")
-    server = TritonServerProcess.start(
-        repository,
-        extra_arguments=[f"--model-repository={QUICKSTART / 'model_repository'}"],
-        ready_timeout=180.0,
-    )
-    try:
-        yield server
-    finally:
-        server.stop()
+def _server(folder: Path) -> contextlib.AbstractContextManager[Any]:
+    return serve_beside_quickstart(_write_repository(folder / "models"))
 
 
 def _percentile(samples: list[float], fraction: float) -> float:

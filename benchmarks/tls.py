@@ -38,7 +38,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +46,11 @@ import numpy as np
 
 from benchmarks._identity_repo import IDENTITY_MODEL, write_identity_repository
 from benchmarks._report import report
+from benchmarks._triton import QUICKSTART, serve_beside_quickstart
 from benchmarks.local import Row
 
 __all__ = ["main", "rows", "run"]
 
-QUICKSTART = Path(__file__).resolve().parent.parent / "examples" / "quickstart"
 HOST = "localhost"
 HTTP_P50_GOAL = 1.15
 GRPC_P50_GOAL = 1.1
@@ -61,20 +61,8 @@ WARMUP_PER_ROUND = 30
 MODELS = {"quickstart": ("ensemble", "IMAGE", "SCORES"), "identity": (IDENTITY_MODEL, "INPUT0", "OUTPUT0")}
 
 
-@contextlib.contextmanager
-def _server(folder: Path) -> Iterator[Any]:
-    from endpointkit.adapters.local._tritonserver import TritonServerProcess
-
-    repository = write_identity_repository(folder / "models")
-    server = TritonServerProcess.start(
-        repository,
-        extra_arguments=[f"--model-repository={QUICKSTART / 'model_repository'}"],
-        ready_timeout=180.0,
-    )
-    try:
-        yield server
-    finally:
-        server.stop()
+def _server(folder: Path) -> contextlib.AbstractContextManager[Any]:
+    return serve_beside_quickstart(write_identity_repository(folder / "models"))
 
 
 def _aks_state(url: str, model: str, ca_certificate: str | None) -> Any:
