@@ -19,6 +19,7 @@ import contextlib
 import io
 import json
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -186,4 +187,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

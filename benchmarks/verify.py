@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,9 +26,9 @@ from typing import Any
 import yaml
 
 import endpointkit as ek
+from benchmarks._triton import QUICKSTART
 
 GOAL_ADDED_SECONDS = 0.5
-QUICKSTART = Path(__file__).resolve().parent.parent / "examples" / "quickstart"
 
 
 def _specs(folder: Path) -> tuple[Path, Path]:
@@ -112,4 +113,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
 import subprocess
 import sys
@@ -77,3 +79,25 @@ def test_options_after_the_names_go_to_the_benchmarks() -> None:
 def test_every_benchmark_module_has_its_line_in_the_table() -> None:
     modules = {path.stem for path in (ROOT / "benchmarks").glob("*.py") if not path.stem.startswith("_")}
     assert modules == set(BENCHMARKS), "register a benchmark module with one line in benchmarks/__main__.py"
+
+
+_TAKES_OPTIONS = [
+    name
+    for name in BENCHMARKS
+    if inspect.signature(importlib.import_module(f"benchmarks.{name}").main).parameters
+]
+
+
+@pytest.mark.parametrize("name", _TAKES_OPTIONS)
+def test_a_benchmark_run_as_its_own_module_reads_its_command_line(name: str) -> None:
+    # `python -m benchmarks.NAME --help` must show NAME's options, not run the benchmark with its defaults.
+    result = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{name}", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: "), result.stdout[:200]
